@@ -1,0 +1,159 @@
+"""Per-token log-probabilities of label tokens without the full (rows x length x vocabulary) logits.
+
+A causal LM's forward returns logits for every position and every vocabulary entry: at a 49k vocabulary and 1,024
+tokens that is 200 MB per sequence in fp32, most of it for prompt positions nobody trains on. CUT only needs
+``log p(y_t | ...)`` of the completion tokens. This module computes exactly that:
+
+1. the backbone runs as usual and returns the final hidden states;
+2. only the hidden states of the scored positions are kept (K of them);
+3. :class:`ChunkedTokenLogProbs` projects them through the LM head in chunks of rows, takes the log-softmax entry of
+   the target token, and in the backward pass recomputes each chunk's softmax instead of storing it. Peak extra memory
+   is one chunk of logits (``chunk_size x vocab``), whatever K is.
+
+:func:`add_token_logprobs_forward` patches a model instance's ``forward`` so that the whole computation runs inside
+the (possibly DDP/FSDP/PEFT-wrapped) model call: wrappers see a normal forward, gradients synchronize as usual.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+
+class ChunkedTokenLogProbs(torch.autograd.Function):
+    """``log_softmax(hidden @ weight.T + bias)[i, targets[i]]`` for each row i, chunk by chunk.
+
+    Forward keeps only ``hidden``, the head parameters and one logsumexp per row. Backward recomputes each chunk's
+    softmax: ``d logp_i / d logits_i = onehot(target_i) - softmax(logits_i)``.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, chunk_size):
+        logps = hidden.new_empty(hidden.shape[0], dtype=_accumulation_dtype(weight))
+        logsumexps = torch.empty_like(logps)
+        for start in range(0, hidden.shape[0], chunk_size):
+            end = start + chunk_size
+            logits = _chunk_logits(hidden[start:end], weight, bias)
+            logsumexps[start:end] = torch.logsumexp(logits, dim=-1)
+            logps[start:end] = logits.gather(-1, targets[start:end, None]).squeeze(-1) - logsumexps[start:end]
+        ctx.save_for_backward(hidden, weight, bias, targets, logsumexps)
+        ctx.chunk_size = chunk_size
+        return logps
+
+    @staticmethod
+    def backward(ctx, grad_logps):
+        hidden, weight, bias, targets, logsumexps = ctx.saved_tensors
+        need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
+        grad_hidden = torch.zeros_like(hidden) if need_hidden else None
+        accumulation = _accumulation_dtype(weight)
+        grad_weight = torch.zeros_like(weight, dtype=accumulation) if need_weight else None
+        grad_bias = torch.zeros_like(bias, dtype=accumulation) if need_bias else None  # bias may be None
+        for start in range(0, hidden.shape[0], ctx.chunk_size):
+            end = start + ctx.chunk_size
+            h = hidden[start:end]
+            probs = torch.exp(_chunk_logits(h, weight, bias) - logsumexps[start:end, None])
+            grad_logits = probs.mul_(-grad_logps[start:end, None])
+            grad_logits.scatter_add_(-1, targets[start:end, None], grad_logps[start:end, None].to(grad_logits.dtype))
+            if need_hidden:
+                grad_hidden[start:end] = (grad_logits.to(weight.dtype) @ weight).to(hidden.dtype)
+            if need_weight:
+                grad_weight += grad_logits.T @ h.to(accumulation)
+            if need_bias:
+                grad_bias += grad_logits.sum(0)
+        grad_weight = grad_weight.to(weight.dtype) if need_weight else None
+        grad_bias = grad_bias.to(bias.dtype) if need_bias else None
+        return grad_hidden, grad_weight, grad_bias, None, None
+
+
+def _accumulation_dtype(weight: torch.Tensor) -> torch.dtype:
+    """fp32 for bf16/fp16/fp32 heads, fp64 for fp64 heads (used by the gradient checks in the tests)."""
+    return torch.promote_types(weight.dtype, torch.float32)
+
+
+def _chunk_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Logits of one chunk: the matmul runs in the weights' dtype, the softmax in at least fp32."""
+    logits = hidden.to(weight.dtype) @ weight.T
+    if bias is not None:
+        logits = logits + bias
+    return logits.to(_accumulation_dtype(weight))
+
+
+def token_logprobs(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    chunk_size: int = 1024,
+) -> torch.Tensor:
+    """(K,) fp32 log-probabilities of ``targets`` (K,) given final hidden states (K, d) and an LM head (V, d)."""
+    return ChunkedTokenLogProbs.apply(hidden, weight, bias, targets, chunk_size)
+
+
+@dataclass
+class TokenLogProbsOutput(ModelOutput):
+    """Output of a forward with ``score_positions``: ``token_logps`` (K,) fp32, aligned with the given positions."""
+
+    token_logps: torch.Tensor | None = None
+
+
+def add_token_logprobs_forward(model: PreTrainedModel, chunk_size: int = 1024) -> PreTrainedModel:
+    """Patch ``model.forward`` (this instance only) to score label tokens cheaply on request.
+
+    ``model(input_ids, attention_mask, score_positions=pos, score_targets=tgt)`` returns a
+    :class:`TokenLogProbsOutput` whose ``token_logps[k] = log p(tgt[k] | tokens of row pos[k, 0] up to and including
+    position pos[k, 1])``. Without ``score_positions`` the original forward runs unchanged (generation keeps
+    working). Apply it before wrapping the model with PEFT; PEFT and DDP forward unknown keyword arguments to it.
+    Idempotent.
+    """
+    if getattr(model.forward, "_cutalign_patched", False):
+        return model
+    original_forward = model.forward
+
+    @functools.wraps(original_forward)
+    def forward(*args, score_positions=None, score_targets=None, **kwargs):
+        if score_positions is None:
+            return original_forward(*args, **kwargs)
+        kwargs["use_cache"] = False
+        hidden = model.base_model(*args, **kwargs).last_hidden_state
+        selected = hidden[score_positions[:, 0], score_positions[:, 1]]
+        head = model.get_output_embeddings()
+        return TokenLogProbsOutput(
+            token_logps=token_logprobs(selected, head.weight, head.bias, score_targets, chunk_size)
+        )
+
+    forward._cutalign_patched = True
+    model.forward = forward
+    return model
+
+
+@torch.no_grad()
+def check_token_logprobs(model: PreTrainedModel, atol: float = 1e-3) -> None:
+    """Check once that the patched path reproduces the model's own logits on a short random sequence.
+
+    Models whose logits are not ``lm_head(last_hidden_state)`` (logit soft-capping or scaling, say) would be trained
+    on wrong log-probabilities; this turns that into a clear error instead.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        device = model.get_output_embeddings().weight.device
+        vocab = model.get_output_embeddings().weight.shape[0]
+        generator = torch.Generator().manual_seed(0)
+        input_ids = torch.randint(0, vocab, (1, 8), generator=generator).to(device)
+        full = torch.log_softmax(model(input_ids=input_ids, use_cache=False).logits.float(), dim=-1)
+        positions = torch.tensor([[0, t] for t in range(7)], device=device)
+        targets = input_ids[0, 1:]
+        fast = model(input_ids=input_ids, score_positions=positions, score_targets=targets).token_logps
+        expected = full[0, torch.arange(7, device=device), targets]
+    finally:
+        model.train(was_training)
+    if not torch.allclose(fast, expected, atol=atol, rtol=1e-3):
+        raise ValueError(
+            f"cutalign's label log-probabilities do not reproduce {type(model).__name__}'s logits "
+            f"(max difference {(fast - expected).abs().max().item():.3g}); this model applies something after its "
+            "LM head (e.g. logit soft-capping or scaling) that cutalign does not support yet."
+        )

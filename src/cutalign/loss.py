@@ -1,0 +1,167 @@
+"""The CUT loss as pure functions on per-token log-probabilities: no model, no I/O.
+
+CUT (Contrastive Unlikelihood Training) trains on triplets (instruction x, response y, judgment j):
+
+* **Align-P** (positive rows): maximum likelihood on y given x.
+* **Align-N** (negative rows): y *matches* its judgment, so maximum likelihood on y given [x, j].
+* **Misalign** (negative rows, judgment hidden): per response token, ``r_t = p(y_t|x,j) / p(y_t|x)`` (detached).
+  Tokens with ``r_t > threshold`` are the ones the judgment objects to: they get the unlikelihood term
+  ``-alpha * log(1 - p(y_t|x))``; the other tokens keep ``-log p(y_t|x)``.
+
+All tensors are completion-aligned: position ``t`` of a row is the ``t``-th response token, whatever the prompt
+length of the view it was scored in, so the two views of a negative example line up position by position.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+REDUCTIONS = ("reference", "normalized")
+_LOG_HALF = -math.log(2.0)
+
+
+@dataclass
+class CUTLossOutput:
+    """What :func:`cut_loss` returns. Scalars are 0-dim tensors; counts are plain tensors for logging.
+
+    ``loss`` is what to back-propagate; ``mle_loss`` and ``unlikelihood_loss`` are its two parts, each reduced the
+    same way as ``loss`` (for the reference reduction they are the two means whose average is the loss).
+    """
+
+    loss: torch.Tensor
+    mle_loss: torch.Tensor
+    unlikelihood_loss: torch.Tensor
+    flagged_fraction: torch.Tensor
+    num_tokens: torch.Tensor
+    num_positive_tokens: torch.Tensor
+    num_negative_tokens: torch.Tensor
+    num_flagged_tokens: torch.Tensor
+
+
+def log1m_exp(logp: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """``log(1 - exp(logp))`` for log-probabilities, finite in value and gradient for every input.
+
+    ``logp`` is clamped to ``log(1 - eps)`` first, so ``1 - p >= eps``: a token the model is certain of gets a large
+    but finite unlikelihood penalty instead of ``inf``. Both branches of the ``where`` only ever see clamped inputs,
+    so neither produces an infinite gradient that would turn into NaN (the unused branch of ``torch.where`` still
+    takes part in the backward pass). The branch choice is the usual one for accuracy: ``log(-expm1(x))`` near 0,
+    ``log1p(-exp(x))`` below ``-log 2``.
+    """
+    x = logp.clamp(max=math.log1p(-eps))
+    return torch.where(x > _LOG_HALF, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+def flag_tokens(
+    mle_logps: torch.Tensor, plain_logps: torch.Tensor, mask: torch.Tensor, negative: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """Boolean (B, T): completion tokens of negative rows whose ratio ``p(y_t|x,j) / p(y_t|x)`` exceeds threshold.
+
+    The ratio is computed from detached log-probabilities: token selection carries no gradient.
+    """
+    ratio = torch.exp((mle_logps - plain_logps).detach())
+    return mask & negative[:, None] & (ratio > threshold)
+
+
+def cut_loss(
+    mle_logps: torch.Tensor,
+    plain_logps: torch.Tensor,
+    mask: torch.Tensor,
+    negative: torch.Tensor,
+    threshold: float = 1.1,
+    alpha: float = 1.0,
+    reduction: str = "reference",
+    *,
+    num_items_in_batch: int | torch.Tensor | None = None,
+    align_p_weight: float = 1.0,
+    align_n_weight: float = 1.0,
+    unflagged_weight: float = 1.0,
+    unlikelihood_weight: float = 1.0,
+) -> CUTLossOutput:
+    """The CUT loss of one (micro-)batch.
+
+    Args:
+        mle_logps: (B, T) log p(y_t | judgment prompt) for negative rows, log p(y_t | plain prompt) for positive rows.
+        plain_logps: (B, T) log p(y_t | plain prompt) for every row. For positive rows it is not used.
+        mask: (B, T) bool, True on completion tokens (the same tokens in both views).
+        negative: (B,) bool, True for rows that carry a judgment.
+        threshold: λ; a token of a negative row is flagged when ``r_t > threshold``.
+        alpha: α, the weight of the unlikelihood term on flagged tokens.
+        reduction: how token terms become one number.
+
+            * ``"reference"`` reproduces the reference implementation (wwxu21/CUT): ``nll`` is the mean of
+              ``-mle_logps`` over all completion tokens of all rows; ``ul`` is the mean over the completion tokens
+              of negative rows of ``-alpha*log(1-p)`` (flagged) or ``-log p`` (not flagged), ``p`` from the plain
+              view. The loss is ``(nll + ul) / 2`` when the batch holds a negative row, else ``nll``. The weight of a
+              token therefore depends on what else is in its micro-batch.
+            * ``"normalized"`` sums every token term (the MLE term of every completion token plus the Misalign term
+              of every completion token of a negative row) and divides by ``num_items_in_batch``, the number of
+              completion tokens in the whole optimizer batch (all micro-batches, accumulation steps and processes;
+              transformers' Trainer passes it). The gradient of a batch then does not depend on how it is split.
+              Without ``num_items_in_batch`` it divides by the completion tokens of this call.
+        num_items_in_batch: see ``"normalized"``; ignored by ``"reference"``.
+        align_p_weight: weight of the MLE term of positive rows (Align-P).
+        align_n_weight: weight of the MLE term of negative rows under the judgment prompt (Align-N).
+        unflagged_weight: weight of ``-log p(y_t|x)`` on the unflagged tokens of negative rows (Misalign MLE).
+        unlikelihood_weight: extra weight on the unlikelihood term of flagged tokens (multiplies ``alpha``).
+
+    The default weights (all 1) reproduce the reference mix.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if mle_logps.shape != plain_logps.shape or mle_logps.shape != mask.shape:
+        raise ValueError(
+            f"mle_logps {tuple(mle_logps.shape)}, plain_logps {tuple(plain_logps.shape)} and mask "
+            f"{tuple(mask.shape)} must have the same (B, T) shape"
+        )
+    if negative.shape != mask.shape[:1]:
+        raise ValueError(f"negative must have shape ({mask.shape[0]},), got {tuple(negative.shape)}")
+
+    mask = mask.bool()
+    negative = negative.bool().to(mask.device)
+    # Values outside the mask may be anything (padding); zero them before any exp/log so no NaN can leak through.
+    mle_logps = mle_logps.masked_fill(~mask, 0.0)
+    plain_logps = plain_logps.masked_fill(~mask, 0.0)
+
+    negative_tokens = mask & negative[:, None]
+    positive_tokens = mask & ~negative[:, None]
+    flagged = flag_tokens(mle_logps, plain_logps, mask, negative, threshold)
+    unflagged = negative_tokens & ~flagged
+
+    mle_weight = torch.where(negative, align_n_weight, align_p_weight).to(mle_logps.dtype)[:, None]
+    mle_terms = -mle_logps * mle_weight * mask
+    misalign_terms = torch.where(
+        flagged,
+        -(alpha * unlikelihood_weight) * log1m_exp(plain_logps),
+        -unflagged_weight * plain_logps * unflagged,
+    )
+    misalign_terms = misalign_terms * negative_tokens
+
+    num_tokens = mask.sum()
+    num_negative_tokens = negative_tokens.sum()
+    if reduction == "reference":
+        mle_loss = mle_terms.sum() / num_tokens.clamp(min=1)
+        if num_negative_tokens > 0:
+            unlikelihood_loss = misalign_terms.sum() / num_negative_tokens
+            loss = (mle_loss + unlikelihood_loss) / 2
+        else:
+            unlikelihood_loss = misalign_terms.sum()  # zero, but keeps the graph and dtype
+            loss = mle_loss
+    else:
+        denominator = num_tokens.clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+        mle_loss = mle_terms.sum() / denominator
+        unlikelihood_loss = misalign_terms.sum() / denominator
+        loss = mle_loss + unlikelihood_loss
+
+    return CUTLossOutput(
+        loss=loss,
+        mle_loss=mle_loss,
+        unlikelihood_loss=unlikelihood_loss,
+        flagged_fraction=flagged.sum() / num_negative_tokens.clamp(min=1),
+        num_tokens=num_tokens,
+        num_positive_tokens=positive_tokens.sum(),
+        num_negative_tokens=num_negative_tokens,
+        num_flagged_tokens=flagged.sum(),
+    )
