@@ -1,0 +1,105 @@
+"""Token ids of the views of each example, with the reference truncation rule.
+
+Every example gets ``prompt_ids`` (plain view), ``completion_ids`` (the response followed by EOS) and, for negative
+examples only, ``judgment_prompt_ids``. The completion is tokenized once and shared by both views, so the two
+views score exactly the same response tokens, position by position.
+
+Rows longer than ``max_length`` lose prompt tokens from the left, so the response stays whole (the reference
+behaviour). A response that alone leaves no room for a single prompt token cannot be trained on: it is removed and
+counted, never cut.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from .templates import DEFAULT_CHAT_JUDGMENT_TEMPLATE, judgment_prompt, plain_prompt
+
+logger = logging.getLogger("cutalign.data")
+
+
+@dataclass
+class TokenizationReport:
+    """What tokenization did to a dataset: rows kept, prompts cut from the left, rows removed as too long."""
+
+    kept: int = 0
+    truncated_prompts: int = 0
+    removed_too_long: list[str] = field(default_factory=list)  # ids of removed rows
+
+    def summary(self) -> str:
+        text = f"{self.kept} examples tokenized, {self.truncated_prompts} prompt(s) cut from the left"
+        if self.removed_too_long:
+            shown = ", ".join(self.removed_too_long[:5]) + (" ..." if len(self.removed_too_long) > 5 else "")
+            text += f", {len(self.removed_too_long)} removed: response alone exceeds max_length (ids: {shown})"
+        return text
+
+
+def tokenize_example(
+    example: dict,
+    tokenizer,
+    *,
+    template: str,
+    max_length: int,
+    chat_judgment_template: str = DEFAULT_CHAT_JUDGMENT_TEMPLATE,
+) -> tuple[dict | None, bool]:
+    """Token ids of one canonical example. Returns ``(features, prompt_was_truncated)``; features is None when the
+    response alone does not fit in ``max_length`` (with at least one prompt token)."""
+    special = template == "alpaca"  # chat templates already carry their own special tokens
+    completion_ids = tokenizer(example["completion"], add_special_tokens=False)["input_ids"]
+    if not completion_ids or completion_ids[-1] != tokenizer.eos_token_id:
+        completion_ids = completion_ids + [tokenizer.eos_token_id]
+    room = max_length - len(completion_ids)
+    if room < 1:
+        return None, False
+
+    views = {"prompt_ids": plain_prompt(example["prompt"], template, tokenizer)}
+    if example["judgment"] is not None:
+        views["judgment_prompt_ids"] = judgment_prompt(
+            example["prompt"], example["judgment"], template, tokenizer, chat_judgment_template
+        )
+    features = {"completion_ids": completion_ids, "judgment_prompt_ids": []}
+    truncated = False
+    for key, text in views.items():
+        ids = tokenizer(text, add_special_tokens=special)["input_ids"]
+        if len(ids) > room:
+            ids = ids[-room:]
+            truncated = True
+        features[key] = ids
+    return features, truncated
+
+
+def tokenize_dataset(
+    dataset,
+    tokenizer,
+    *,
+    template: str,
+    max_length: int,
+    chat_judgment_template: str = DEFAULT_CHAT_JUDGMENT_TEMPLATE,
+):
+    """Tokenize a canonical ``datasets.Dataset``. Returns ``(tokenized Dataset, TokenizationReport)``.
+
+    The tokenized dataset has ``id``, ``negative``, ``prompt_ids``, ``judgment_prompt_ids`` (empty for positives)
+    and ``completion_ids``.
+    """
+    from datasets import Dataset
+
+    report = TokenizationReport()
+    rows = []
+    for example in dataset:
+        features, truncated = tokenize_example(
+            example, tokenizer, template=template, max_length=max_length, chat_judgment_template=chat_judgment_template
+        )
+        if features is None:
+            report.removed_too_long.append(str(example["id"]))
+            continue
+        report.kept += 1
+        report.truncated_prompts += truncated
+        rows.append({"id": str(example["id"]), "negative": example["judgment"] is not None, **features})
+    if report.removed_too_long or report.truncated_prompts:
+        logger.warning(report.summary())
+    else:
+        logger.info(report.summary())
+    if not rows:
+        raise ValueError(f"no example left to train on: {report.summary()}")
+    return Dataset.from_list(rows), report

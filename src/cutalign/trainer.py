@@ -1,0 +1,280 @@
+"""CUTConfig and CUTTrainer: CUT as a ``transformers.Trainer``.
+
+One forward per step runs the plain view of every example and the judgment view of the negative examples
+(:mod:`cutalign.data.collator`); the patched model forward (:mod:`cutalign.logprobs`) returns only the
+log-probabilities of the response tokens, never the full-vocabulary logits; :func:`cutalign.loss.cut_loss` turns
+them into the loss. Everything else (optimizer, schedule, checkpointing, resuming, accelerate/DeepSpeed/FSDP,
+logging) is the Trainer's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from peft import PeftConfig, PeftModel, get_peft_model
+from transformers import PreTrainedModel, Trainer, TrainingArguments
+
+from .data import count_examples, downsample_positives, load_judgments
+from .data.collator import CUTCollator
+from .data.templates import DEFAULT_CHAT_JUDGMENT_TEMPLATE, TEMPLATES
+from .data.tokenize import tokenize_dataset
+from .logprobs import add_token_logprobs_forward, check_token_logprobs
+from .loss import REDUCTIONS, cut_loss
+from .models import load_model, load_tokenizer
+
+logger = logging.getLogger("cutalign")
+
+
+@dataclass
+class CUTConfig(TrainingArguments):
+    """Training arguments for :class:`CUTTrainer`: transformers' ``TrainingArguments`` plus the CUT settings.
+
+    Defaults follow the reference implementation's online setting (λ = 1.1, α = 1, Alpaca templates, every loss
+    part weighted 1), except the reduction, which defaults to the token-normalized one whose gradient does not
+    depend on how a batch is split (``reduction="reference"`` restores the reference averaging).
+    """
+
+    # The CUT loss
+    threshold: float = field(
+        default=1.1,
+        metadata={"help": "λ: a response token of a negative example is flagged (gets unlikelihood) when "
+                  "p(y_t|x,j) / p(y_t|x) > threshold. Reference: 1.1 online, 1.2 offline."},
+    )
+    alpha: float = field(
+        default=1.0, metadata={"help": "α: weight of the unlikelihood term. Reference: 1 online, 0.5 offline."}
+    )
+    reduction: str = field(
+        default="normalized",
+        metadata={"help": "'normalized' (sum of token terms / tokens in the optimizer batch: invariant to "
+                  "micro-batching) or 'reference' ((mean MLE + mean Misalign) / 2 per micro-batch, as wwxu21/CUT)."},
+    )
+    align_p_weight: float = field(default=1.0, metadata={"help": "Weight of MLE on positive examples (Align-P)."})
+    align_n_weight: float = field(
+        default=1.0, metadata={"help": "Weight of MLE on negative examples under their judgment (Align-N)."}
+    )
+    unflagged_weight: float = field(
+        default=1.0, metadata={"help": "Weight of MLE on the unflagged tokens of negatives, plain view (Misalign)."}
+    )
+    unlikelihood_weight: float = field(
+        default=1.0, metadata={"help": "Extra weight on the unlikelihood of flagged tokens (multiplies alpha)."}
+    )
+    # The data
+    positive_ratio: float = field(
+        default=0.25,
+        metadata={"help": "Keep at most positive_ratio x (number of negatives) positive examples, sampled under "
+                  "the seed. A negative value keeps all. Reference: 0.25."},
+    )
+    positive_score: float = field(
+        default=7.0, metadata={"help": "Examples with score >= positive_score count as positive (reference: 7)."}
+    )
+    max_length: int = field(
+        default=1024,
+        metadata={"help": "Maximum tokens per view; longer prompts are cut from the left, responses never."},
+    )
+    template: str = field(
+        default="alpaca",
+        metadata={"help": "'alpaca' (the reference templates) or 'chat' (the tokenizer's chat template)."},
+    )
+    chat_judgment_template: str = field(
+        default=DEFAULT_CHAT_JUDGMENT_TEMPLATE,
+        metadata={"help": "With template='chat': how the judgment joins the last user turn ({content}, {judgment})."},
+    )
+    # The model
+    model_init_kwargs: dict[str, Any] | None = field(
+        default=None,
+        metadata={"help": "Keyword arguments for from_pretrained when the model is given by name (e.g. dtype)."},
+    )
+    logprob_chunk_size: int = field(
+        default=1024, metadata={"help": "Response tokens projected through the LM head at once (memory bound)."}
+    )
+    # Trainer defaults that differ from transformers'
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Kept False: the collator needs the tokenized view columns."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        problems = []
+        if not self.threshold > 0:
+            problems.append(f"threshold must be > 0 (a ratio of probabilities), got {self.threshold}")
+        if self.alpha < 0:
+            problems.append(f"alpha must be >= 0, got {self.alpha}")
+        for name in ("align_p_weight", "align_n_weight", "unflagged_weight", "unlikelihood_weight"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.reduction not in REDUCTIONS:
+            problems.append(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
+        if self.template not in TEMPLATES:
+            problems.append(f"template must be one of {TEMPLATES}, got {self.template!r}")
+        if self.max_length < 2:
+            problems.append(f"max_length must be >= 2, got {self.max_length}")
+        if self.logprob_chunk_size < 1:
+            problems.append(f"logprob_chunk_size must be >= 1, got {self.logprob_chunk_size}")
+        for placeholder in ("{content}", "{judgment}"):
+            if placeholder not in self.chat_judgment_template:
+                problems.append(f"chat_judgment_template must contain {placeholder}")
+        if problems:
+            raise ValueError("invalid CUTConfig: " + "; ".join(problems))
+
+    def loss_weights(self) -> dict[str, float]:
+        """The keyword weights of :func:`cutalign.loss.cut_loss`."""
+        return {
+            "align_p_weight": self.align_p_weight,
+            "align_n_weight": self.align_n_weight,
+            "unflagged_weight": self.unflagged_weight,
+            "unlikelihood_weight": self.unlikelihood_weight,
+        }
+
+
+class CUTTrainer(Trainer):
+    """Train a causal LM with CUT on judgment data.
+
+    Args:
+        model: a hub name or directory, ``"default"`` (the embedded SmolLM2-135M-Instruct), a ``PreTrainedModel``
+            or a ``PeftModel``.
+        args: a :class:`CUTConfig`.
+        train_dataset: judgment data in the canonical schema (``prompt``, ``completion``, ``judgment``, optional
+            ``score`` and ``id``): a ``datasets.Dataset``, a list of dicts or a file path (see
+            :func:`cutalign.data.load_judgments`). Positives are down-sampled and every example tokenized here.
+        eval_dataset: same form; evaluated with the same loss (no down-sampling).
+        processing_class: the tokenizer; loaded from the model's name when omitted.
+        peft_config: a PEFT config (LoRA) to wrap the model with.
+    """
+
+    _tag_names = ["cutalign", "cut"]
+
+    def __init__(
+        self,
+        model: str | PreTrainedModel | PeftModel,
+        args: CUTConfig | None = None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        peft_config: PeftConfig | None = None,
+        callbacks=None,
+        optimizers=(None, None),
+    ):
+        args = args or CUTConfig(output_dir="cut-output")
+        if isinstance(model, str):
+            if processing_class is None:
+                processing_class = load_tokenizer(model)
+            model = load_model(model, **(args.model_init_kwargs or {}))
+        elif args.model_init_kwargs:
+            raise ValueError("model_init_kwargs only applies when the model is given by name")
+        if processing_class is None:
+            processing_class = load_tokenizer(model.config._name_or_path)
+        if processing_class.pad_token is None:
+            processing_class.pad_token = processing_class.eos_token
+        if processing_class.eos_token_id is None:
+            raise ValueError("the tokenizer needs an EOS token: completions end with it")
+
+        base_model = model.get_base_model() if isinstance(model, PeftModel) else model
+        add_token_logprobs_forward(base_model, chunk_size=args.logprob_chunk_size)
+        check_token_logprobs(base_model)
+        if peft_config is not None:
+            if isinstance(model, PeftModel):
+                raise ValueError("the model is already a PeftModel; pass peft_config=None")
+            model = get_peft_model(model, peft_config)
+
+        self.data_reports = {}
+        train_dataset = self._prepare(train_dataset, processing_class, args, "train") if train_dataset else None
+        eval_dataset = self._prepare(eval_dataset, processing_class, args, "eval") if eval_dataset else None
+        self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
+
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=CUTCollator(pad_token_id=processing_class.pad_token_id),
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            callbacks=callbacks,
+            optimizers=optimizers,
+        )
+        # The normalized reduction divides by the completion tokens of the whole optimizer batch: let the Trainer
+        # count them (from `shift_labels`) and skip its division by the accumulation steps.
+        self.model_accepts_loss_kwargs = args.reduction == "normalized"
+        self.loss_is_scaled_for_ga = args.reduction == "normalized"
+
+    def _prepare(self, dataset, tokenizer, args: CUTConfig, split: str):
+        """Load, down-sample (train only) and tokenize one split; keep a report of what happened to its rows."""
+        dataset = load_judgments(dataset, positive_score=args.positive_score)
+        loaded = count_examples(dataset)
+        if split == "train":
+            dataset = downsample_positives(dataset, args.positive_ratio, seed=args.seed)
+        tokenized, tokenization = tokenize_dataset(
+            dataset,
+            tokenizer,
+            template=args.template,
+            max_length=args.max_length,
+            chat_judgment_template=args.chat_judgment_template,
+        )
+        self.data_reports[split] = {"loaded": loaded, "after_downsampling": count_examples(dataset),
+                                    "tokenization": tokenization}
+        logger.info("%s data: loaded %s, trained on %s; %s", split, loaded, count_examples(dataset),
+                    tokenization.summary())
+        return tokenized
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        args: CUTConfig = self.args
+        token_logps = model(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            score_positions=inputs["score_positions"],
+            score_targets=inputs["score_targets"],
+        ).token_logps
+        mask, negative = inputs["completion_mask"], inputs["negative"]
+        mle_logps = token_logps[inputs["mle_index"]]
+        plain_logps = token_logps[inputs["plain_index"]]
+        output = cut_loss(
+            mle_logps,
+            plain_logps,
+            mask,
+            negative,
+            threshold=args.threshold,
+            alpha=args.alpha,
+            reduction=args.reduction,
+            num_items_in_batch=num_items_in_batch,
+            **args.loss_weights(),
+        )
+        loss = output.loss
+        if args.reduction == "normalized" and num_items_in_batch is not None and args.average_tokens_across_devices:
+            # num_items_in_batch counts every process's tokens, and DDP averages gradients over processes.
+            loss = loss * self.accelerator.num_processes
+        self._record_metrics(output, mle_logps, plain_logps, mask, negative)
+        return (loss, output) if return_outputs else loss
+
+    @torch.no_grad()
+    def _record_metrics(self, output, mle_logps, plain_logps, mask, negative):
+        metrics = self._metrics["train" if self.model.training else "eval"]
+        negative_tokens = mask & negative[:, None]
+        metrics["mle_loss"].append(output.mle_loss.item())
+        metrics["unlikelihood_loss"].append(output.unlikelihood_loss.item())
+        metrics["flagged_fraction"].append(output.flagged_fraction.item())
+        metrics["logps/plain"].append((plain_logps * mask).sum().item() / max(mask.sum().item(), 1))
+        if negative_tokens.any():
+            count = negative_tokens.sum().item()
+            metrics["logps/judgment"].append((mle_logps * negative_tokens).sum().item() / count)
+            metrics["logps/plain_negative"].append((plain_logps * negative_tokens).sum().item() / count)
+        metrics["tokens"].append(output.num_tokens.item())
+        metrics["tokens_negative"].append(output.num_negative_tokens.item())
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the averaged CUT metrics since the last log (token counts are summed)."""
+        split = "train" if "loss" in logs else "eval"
+        prefix = "" if split == "train" else "eval_"
+        for key, values in self._metrics[split].items():
+            if values:
+                logs[prefix + key] = sum(values) if key.startswith("tokens") else sum(values) / len(values)
+        self._metrics[split].clear()
+        super().log(logs, start_time)

@@ -1,0 +1,169 @@
+"""CUTTrainer on tiny random models: parameters move, the loss falls, log-probs match plain forwards."""
+
+import pytest
+import torch
+from conftest import make_model, make_tokenizer, tiny_examples
+from peft import LoraConfig
+
+from cutalign.data.collator import CUTCollator
+from cutalign.data.tokenize import tokenize_dataset
+from cutalign.data import load_judgments
+from cutalign.logprobs import add_token_logprobs_forward
+from cutalign.models import load_model
+from cutalign.trainer import CUTConfig, CUTTrainer
+
+
+def config(tmp_path, **overrides):
+    values = dict(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=6, max_steps=6, learning_rate=5e-3,
+        report_to=[], logging_steps=1, positive_ratio=-1, save_strategy="no", use_cpu=True, seed=0,
+        lr_scheduler_type="constant", disable_tqdm=True,
+    )
+    values.update(overrides)
+    return CUTConfig(**values)
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "gpt2"])
+def test_training_changes_every_parameter_and_lowers_loss(kind, tmp_path):
+    model = make_model(kind)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = CUTTrainer(model, config(tmp_path, threshold=1.0), train_dataset=tiny_examples(),
+                         processing_class=make_tokenizer())
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(trainer.train_dataset))])
+    with torch.no_grad():
+        initial = trainer.compute_loss(model, batch).item()
+    trainer.train()
+    with torch.no_grad():
+        final = trainer.compute_loss(model, batch).item()
+    unchanged = [n for n, p in model.named_parameters() if torch.equal(p, before[n])]
+    assert unchanged == []
+    assert final < initial
+    logged = trainer.state.log_history[0]
+    for key in ("loss", "mle_loss", "unlikelihood_loss", "flagged_fraction", "logps/plain", "logps/judgment", "tokens"):
+        assert key in logged
+
+
+def test_training_logprobs_match_plain_forward_of_each_view():
+    tokenizer = make_tokenizer()
+    model = add_token_logprobs_forward(make_model("llama"))
+    tokenized, _ = tokenize_dataset(load_judgments(tiny_examples(2, 2)), tokenizer, template="alpaca", max_length=256)
+    features = [tokenized[i] for i in range(len(tokenized))]
+    batch = CUTCollator(tokenizer.pad_token_id)(features)
+    model.eval()
+    with torch.no_grad():
+        scores = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       score_positions=batch["score_positions"], score_targets=batch["score_targets"]).token_logps
+        for b, f in enumerate(features):
+            completion = f["completion_ids"]
+            views = [("prompt_ids", batch["plain_index"])]
+            views.append(("judgment_prompt_ids" if f["negative"] else "prompt_ids", batch["mle_index"]))
+            for key, index in views:
+                ids = torch.tensor([f[key] + completion])  # this view alone, no padding
+                logps = torch.log_softmax(model(input_ids=ids).logits[0], -1)
+                start = len(f[key]) - 1
+                expected = logps[torch.arange(start, start + len(completion)), torch.tensor(completion)]
+                got = scores[index[b, : len(completion)]]
+                assert torch.allclose(got, expected, atol=1e-5), (b, key)
+
+
+def test_normalized_reduction_same_update_for_any_accumulation_split(tmp_path):
+    """One optimizer step over 6 examples: batch 6 x 1 accumulation == batch 2 x 3 accumulation steps."""
+    uneven = [  # uneven lengths and mixes, so that per-micro-batch averaging would weigh tokens differently
+        {"prompt": "Say a number.", "completion": "Seven" + " and more" * (3 * i), "judgment": None if i < 2 else
+         "The number is wrong" + "." * i} for i in range(6)
+    ]
+    def one_step(batch_size, accumulation):
+        model = make_model("llama", seed=1)
+        args = config(tmp_path, per_device_train_batch_size=batch_size, gradient_accumulation_steps=accumulation,
+                      max_steps=1, optim="sgd", learning_rate=0.5, threshold=1.0, dataloader_drop_last=False)
+        trainer = CUTTrainer(model, args, train_dataset=uneven, processing_class=make_tokenizer())
+        trainer.train()
+        return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    whole, split = one_step(6, 1), one_step(2, 3)
+    start = {n: p.detach() for n, p in make_model("llama", seed=1).named_parameters()}
+    for name in whole:
+        assert not torch.equal(whole[name], start[name])
+        assert torch.allclose(whole[name], split[name], atol=1e-6), name
+
+
+def test_lora_trains_only_adapters_and_saves_reloadable_adapter(tmp_path):
+    model = make_model("llama")
+    base = {n: p.detach().clone() for n, p in model.named_parameters()}
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["gate_proj", "up_proj", "down_proj"], task_type="CAUSAL_LM")
+    trainer = CUTTrainer(model, config(tmp_path), train_dataset=tiny_examples(), processing_class=make_tokenizer(),
+                         peft_config=lora)
+    adapters = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert adapters and all("lora_" in n for n in adapters)
+    trainer.train()
+    for name, value in trainer.model.named_parameters():
+        if "lora_B" in name:
+            assert not torch.equal(value, adapters[name]), name
+    for name, value in trainer.model.get_base_model().named_parameters():
+        if "lora_" not in name:
+            assert torch.equal(value, base[name.replace(".base_layer", "")]), name
+
+    out = tmp_path / "adapter"
+    trainer.save_model(str(out))
+    assert (out / "adapter_config.json").is_file() and (out / "tokenizer_config.json").is_file()
+
+
+def test_resume_from_checkpoint_continues_the_run(tmp_path):
+    args = config(tmp_path, max_steps=4, save_strategy="steps", save_steps=2)
+    first = CUTTrainer(make_model("llama"), args, train_dataset=tiny_examples(), processing_class=make_tokenizer())
+    first.train()
+    assert (tmp_path / "out" / "checkpoint-2").is_dir()
+    resumed = CUTTrainer(make_model("llama"), config(tmp_path, max_steps=4, save_strategy="steps", save_steps=2),
+                         train_dataset=tiny_examples(), processing_class=make_tokenizer())
+    resumed.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
+    assert resumed.state.global_step == 4
+    final_first = {n: p for n, p in first.model.named_parameters()}
+    for name, value in resumed.model.named_parameters():
+        assert torch.allclose(value, final_first[name], atol=1e-6), name
+
+
+def test_full_model_save_reloads_with_from_pretrained(tmp_path):
+    trainer = CUTTrainer(make_model("gpt2"), config(tmp_path, max_steps=1), train_dataset=tiny_examples(),
+                         processing_class=make_tokenizer())
+    trainer.train()
+    trainer.save_model(str(tmp_path / "full"))
+    reloaded = load_model(str(tmp_path / "full"))
+    for (name, a), b in zip(trainer.model.named_parameters(), reloaded.parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_downsampling_and_too_long_rows_are_reported(tmp_path):
+    rows = tiny_examples(n_pos=8, n_neg=4)
+    rows.append({"prompt": "p", "completion": "word " * 300, "judgment": "too long", "id": "long-one"})
+    trainer = CUTTrainer(make_model("llama"), config(tmp_path, positive_ratio=0.5, max_length=128),
+                         train_dataset=rows, processing_class=make_tokenizer())
+    report = trainer.data_reports["train"]
+    assert report["loaded"] == {"positives": 8, "negatives": 5, "total": 13}
+    assert report["after_downsampling"]["positives"] == 2  # int(0.5 * 5)
+    assert report["tokenization"].removed_too_long == ["long-one"]
+    assert len(trainer.train_dataset) == 2 + 4
+
+
+def test_chat_template_mode_trains(tmp_path):
+    rows = tiny_examples()
+    rows[0]["prompt"] = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi."}]
+    rows = [dict(r, prompt=[{"role": "user", "content": r["prompt"]}]) if isinstance(r["prompt"], str) else r
+            for r in rows]
+    trainer = CUTTrainer(make_model("qwen2"), config(tmp_path, template="chat", max_steps=2), train_dataset=rows,
+                         processing_class=make_tokenizer())
+    trainer.train()
+    assert trainer.state.global_step == 2
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("threshold", 0.0, "threshold must be > 0"),
+    ("alpha", -1.0, "alpha must be >= 0"),
+    ("reduction", "mean", "reduction must be one of"),
+    ("template", "vicuna", "template must be one of"),
+    ("align_n_weight", -0.5, "align_n_weight must be >= 0"),
+    ("chat_judgment_template", "{content}", "must contain {judgment}"),
+    ("max_length", 1, "max_length must be >= 2"),
+])
+def test_config_rejects_bad_values(tmp_path, field, value, message):
+    with pytest.raises(ValueError, match=message):
+        CUTConfig(output_dir=str(tmp_path), **{field: value})
