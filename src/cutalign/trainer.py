@@ -9,6 +9,7 @@ logging) is the Trainer's.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -84,9 +85,10 @@ class CUTConfig(TrainingArguments):
         metadata={"help": "With template='chat': how the judgment joins the last user turn ({content}, {judgment})."},
     )
     # The model
-    model_init_kwargs: dict[str, Any] | None = field(
+    model_init_kwargs: dict[str, Any] | str | None = field(
         default=None,
-        metadata={"help": "Keyword arguments for from_pretrained when the model is given by name (e.g. dtype)."},
+        metadata={"help": "Keyword arguments for from_pretrained when the model is given by name (a dict, or JSON "
+                  "on the command line), e.g. {\"dtype\": \"bfloat16\"}."},
     )
     logprob_chunk_size: int = field(
         default=1024, metadata={"help": "Response tokens projected through the LM head at once (memory bound)."}
@@ -97,6 +99,8 @@ class CUTConfig(TrainingArguments):
     )
 
     def __post_init__(self):
+        if isinstance(self.model_init_kwargs, str):
+            self.model_init_kwargs = json.loads(self.model_init_kwargs)
         super().__post_init__()
         problems = []
         if not self.threshold > 0:

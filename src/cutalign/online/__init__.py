@@ -1,0 +1,1 @@
+"""The online loop: generate, judge, train with CUT, round after round."""
