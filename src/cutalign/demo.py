@@ -15,11 +15,10 @@ the adapter, and metrics.json.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
+from .io import write_json, write_jsonl
 from .tasks import KINDS
 
 DEMO_LOSS = {"threshold": 1.1, "alpha": 1.0, "align_p_weight": 1.0, "align_n_weight": 0.0,
@@ -44,14 +43,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--learning-rate", type=float, default=3e-4, help="LoRA learning rate (default 3e-4)")
     parser.add_argument("--seed", type=int, default=0, help="seed for prompts, sampling and training")
     parser.set_defaults(run=run)
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _score(model, tokenizer, prompts, max_new_tokens, label):
@@ -88,7 +79,7 @@ def run(args) -> int:
 
     print(f"[2/5] held-out pass rate before training ({len(heldout_prompts)} prompts)")
     before, before_rows = _score(model, tokenizer, heldout_prompts, args.max_new_tokens, "before")
-    _write_jsonl(out / "heldout_before.jsonl", before_rows)
+    write_jsonl(out / "heldout_before.jsonl", before_rows)
 
     print(f"[3/5] sampling {len(train_prompts)} training responses and judging them with the rule judge")
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=0.8, batch_size=16, seed=args.seed)
@@ -96,7 +87,7 @@ def run(args) -> int:
     judgments = RuleJudge()(train_prompts, responses)
     data = [{"id": f"train-{i}", "prompt": p, "completion": r, "judgment": j}
             for i, (p, r, j) in enumerate(zip(train_prompts, responses, judgments))]
-    _write_jsonl(out / "train_data.jsonl", data)
+    write_jsonl(out / "train_data.jsonl", data)
     negatives = sum(j is not None for j in judgments)
     print(f"      {negatives} of {len(data)} responses judged negative")
 
@@ -115,7 +106,7 @@ def run(args) -> int:
 
     print("[5/5] held-out pass rate after training")
     after, after_rows = _score(trainer.model, tokenizer, heldout_prompts, args.max_new_tokens, "after")
-    _write_jsonl(out / "heldout_after.jsonl", after_rows)
+    write_jsonl(out / "heldout_after.jsonl", after_rows)
 
     metrics = {
         "model": args.model, "kinds": list(kinds), "seed": args.seed, "loss": DEMO_LOSS,
@@ -123,9 +114,7 @@ def run(args) -> int:
         "before": before, "after": after, "train": train_result.metrics,
         "seconds": round(time.time() - started, 1),
     }
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    tmp.replace(out / "metrics.json")
+    write_json(out / "metrics.json", metrics)
 
     def line(label, report):
         low, high = report["interval95"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from .errors import UsageError
+from .io import write_json
 
 logger = logging.getLogger("cutalign")
 
@@ -169,10 +170,7 @@ def train(script: TrainScriptArguments, config) -> int:
             split: {**r, "tokenization": r["tokenization"].summary()} for split, r in trainer.data_reports.items()}}
         if eval_data is not None:
             report["eval"] = trainer.evaluate()
-        out = Path(config.output_dir) / "cutalign_metrics.json"
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report, indent=2, default=str))
-        tmp.replace(out)
+        write_json(Path(config.output_dir) / "cutalign_metrics.json", report)
         print(f"saved the {'adapter' if script.lora else 'model'} and tokenizer to {config.output_dir}")
     return 0
 
