@@ -17,6 +17,7 @@ the (possibly DDP/FSDP/PEFT-wrapped) model call: wrappers see a normal forward, 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -55,8 +56,14 @@ class ChunkedTokenLogProbs(torch.autograd.Function):
         for start in range(0, hidden.shape[0], ctx.chunk_size):
             end = start + ctx.chunk_size
             h = hidden[start:end]
-            probs = torch.exp(_chunk_logits(h, weight, bias) - logsumexps[start:end, None])
-            grad_logits = probs.mul_(-grad_logps[start:end, None])
+            grad = grad_logps[start:end, None]
+            shifted = _chunk_logits(h, weight, bias) - logsumexps[start:end, None]  # log-softmax
+            # Zero the entries whose gradient |grad| * p would fall under _GRAD_FLOOR, before the exp: the exp of a
+            # very negative number is a subnormal float, and subnormal operands make the matmuls below 10-30x slower
+            # on x86 CPUs (measured: 4.8 s instead of 0.15 s for 288 tokens x 49k vocabulary). What is dropped is
+            # below 1e-30 per entry, far under fp32 resolution of the gradient.
+            cutoff = math.log(_GRAD_FLOOR) - torch.log(grad.abs().clamp(min=_GRAD_FLOOR))
+            grad_logits = torch.exp(shifted.masked_fill_(shifted < cutoff, -math.inf)).mul_(-grad)
             grad_logits.scatter_add_(-1, targets[start:end, None], grad_logps[start:end, None].to(grad_logits.dtype))
             if need_hidden:
                 grad_hidden[start:end] = (grad_logits.to(weight.dtype) @ weight).to(hidden.dtype)
@@ -67,6 +74,10 @@ class ChunkedTokenLogProbs(torch.autograd.Function):
         grad_weight = grad_weight.to(weight.dtype) if need_weight else None
         grad_bias = grad_bias.to(bias.dtype) if need_bias else None
         return grad_hidden, grad_weight, grad_bias, None, None
+
+
+# Gradient entries of the logits smaller than this are set to exactly zero (see ChunkedTokenLogProbs.backward).
+_GRAD_FLOOR = 1e-30
 
 
 def _accumulation_dtype(weight: torch.Tensor) -> torch.dtype:
