@@ -1,0 +1,20 @@
+"""Evaluation: generation (AlpacaEval format), task accuracy, pairwise win rate, and the general-ability guard."""
+
+from .generation import generate_records, instruction_text, read_records, write_json
+from .metrics import distinct_n, guard_metrics, heldout_logp, task_accuracy
+from .pairwise import EndpointPairwiseJudge, ModelJudge, parse_verdict, win_rate
+
+__all__ = [
+    "EndpointPairwiseJudge",
+    "ModelJudge",
+    "distinct_n",
+    "generate_records",
+    "guard_metrics",
+    "heldout_logp",
+    "instruction_text",
+    "parse_verdict",
+    "read_records",
+    "task_accuracy",
+    "win_rate",
+    "write_json",
+]
