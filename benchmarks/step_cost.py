@@ -27,6 +27,7 @@ Step time is the minimum over the timed optimizer steps; memory is the peak RSS 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 
@@ -217,16 +218,17 @@ def main(argv: list[str]) -> int:
     header = ["L", "ckpt", *[f"{m} s" for m in options.methods], *[f"{m} GiB" for m in options.methods]]
     ratio_header = ["L", "ckpt"] + [f"cut/{m} time" for m in options.methods if m != "cut"] + \
         [f"cut/{m} mem" for m in options.methods if m != "cut"]
-    rows, ratio_rows = [], []
+    rows, ratio_rows, loads = [], [], []
     for length, checkpointing in configs:
         results = {}
         for method in options.methods:
             steps = options.steps if length < 2048 else min(options.steps, 2)
+            loads.append(os.getloadavg()[0])
             spec = {"method": method, "length": length, "checkpointing": checkpointing, "layers": options.layers,
                     "steps": steps}
             results[method] = common.run_isolated(__file__, spec)
             print(f"L={length} ckpt={checkpointing} {method}: {results[method]}", file=sys.stderr, flush=True)
-        time = {m: min(r["seconds"]) for m, r in results.items()}
+        time = {m: min(r["seconds"][1:] or r["seconds"]) for m, r in results.items()}  # first step = warm-up
         memory = {m: r["peak_gib"] for m, r in results.items()}
         ckpt = "yes" if checkpointing else "no"
         rows.append([length, ckpt, *[f"{time[m]:.2f}" for m in options.methods],
@@ -237,8 +239,10 @@ def main(argv: list[str]) -> int:
 
     model = "SmolLM2-135M" + (f" cut to {options.layers} layers" if options.layers else "")
     body = (f"{model}, LoRA r=16 on gate/up/down, fp32, one negative + one positive example per step (rows: CUT/SFT "
-            f"3, DPO 2 + reference forward, reference 2 x 2). Time: min over {options.steps} optimizer steps (2 at "
-            "L=2,048), first step included. Memory: peak RSS above the start of training, fresh process per cell."
+            f"3, DPO 2 + reference forward, reference 2 x 2). Time: min over the optimizer steps after one warm-up "
+            f"step ({options.steps - 1} timed, 1 at L=2,048). Memory: peak RSS above the start of training, fresh "
+            f"process per cell. 1-minute load average when the cells started: {min(loads):.1f} to {max(loads):.1f} "
+            "(2 cores shared with other jobs: read the ratios, not the absolute figures)."
             "\n\n" + common.markdown_table(header, rows) + "\n\nRatios (CUT / other; < 1 means CUT is cheaper):\n\n"
             + common.markdown_table(ratio_header, ratio_rows))
     name = options.name or ("step_cost" + (f"-{options.layers}layers" if options.layers else ""))
