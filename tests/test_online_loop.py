@@ -60,6 +60,12 @@ def files_of(run_dir: Path) -> dict[str, str]:
         for name in ROUND_FILES:
             out[f"round-{index:02d}/{name}"] = (run_dir / f"round-{index:02d}" / name).read_text()
     out["round-00/eval.json"] = (run_dir / "round-00" / "eval.json").read_text()
+    # The adapters, exactly: a resumed round must start from the previous round's weights, not from fresh ones.
+    from safetensors.torch import load_file
+
+    for index in (0, 1, 2):
+        weights = load_file(str(run_dir / f"round-{index:02d}" / "adapter" / "adapter_model.safetensors"))
+        out[f"round-{index:02d}/adapter"] = {k: v.tolist() for k, v in sorted(weights.items())}
     return out
 
 

@@ -128,7 +128,7 @@ class OnlineRun:
         final = round_dir(self.run_dir, index) / "adapter"
         tmp = final.with_name("adapter.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(str(tmp))
+        self.model.save_pretrained(str(tmp), save_embedding_layers=False)  # no hub lookup for "default"
         self.tokenizer.save_pretrained(str(tmp))
         tmp.replace(final)
         self.model_round = index
