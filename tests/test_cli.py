@@ -121,3 +121,50 @@ def test_embedded_model_loads_and_generates():
                        SamplingConfig(max_new_tokens=12), progress=False)
     assert "Paris" in answers[0]
     assert all(a.strip() for a in answers)
+
+
+def test_baseline_then_eval_end_to_end(tmp_path, tiny_model_dir, data_file):
+    """`cutalign baseline` trains and saves an adapter that `cutalign eval` loads, answers with and scores."""
+    from cutalign.tasks import task_prompts
+
+    out = tmp_path / "sft"
+    code = main(["baseline", "sft-all", "--train_data", str(data_file), "--output_dir", str(out),
+                 "--model", str(tiny_model_dir), "--num_train_epochs", "1", "--learning_rate", "0.01",
+                 "--lora_target_modules", "q_proj", "v_proj", "--lora_r", "4"])
+    assert code == 0
+    metrics = json.loads((out / "baseline_metrics.json").read_text())
+    assert metrics["method"] == "sft-all" and metrics["train"]["train_loss"] > 0
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 4
+
+    prompts = tmp_path / "prompts.jsonl"
+    wanted = task_prompts("heldout", n=3, kinds=("no_commas",), seed=0)
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in wanted))
+    code = main(["eval", "--model", str(out), "--prompts", str(prompts), "--max-new-tokens", "4",
+                 "--references", str(data_file), "--out", str(tmp_path / "eval")])
+    assert code == 0
+    outputs = json.loads((tmp_path / "eval" / "outputs.json").read_text())
+    assert [r["instruction"] for r in outputs] == wanted and all(r["generator"] == str(out) for r in outputs)
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["n"] == 3 and metrics["task"]["n"] == 3
+    assert metrics["guard"]["heldout_logp"] < 0
+
+
+def test_eval_errors_name_the_file_row_and_field(tmp_path, tiny_model_dir, capsys):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "fine"}) + "\n" + json.dumps({"text": "no prompt"}) + "\n")
+    code = main(["eval", "--model", str(tiny_model_dir), "--prompts", str(prompts), "--out", str(tmp_path / "e")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(prompts) in err and "row 2" in err and "prompt" in err
+    assert main(["eval", "--out", str(tmp_path / "e")]) == 2
+    assert "--model is required" in capsys.readouterr().err
+
+
+def test_baseline_rejects_bad_data_before_loading_a_model(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "p", "completion": "", "judgment": None}) + "\n")
+    code = main(["baseline", "dpo", "--train_data", str(bad), "--output_dir", str(tmp_path / "o"),
+                 "--model", str(tmp_path / "missing-model")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "completion" in err

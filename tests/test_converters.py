@@ -4,13 +4,13 @@ import json
 
 import pytest
 
+from cutalign.io import write_jsonl
 from cutalign.data import DataError, load_judgments
 from cutalign.data.converters import (
     convert_shepherd,
     convert_summarization,
     convert_ultrafeedback,
     ultrafeedback_pairs,
-    write_jsonl,
 )
 
 
@@ -36,7 +36,7 @@ def test_shepherd_rows_are_negatives_with_refinements(tmp_path):
     assert [r["refinement"] for r in result.rows] == ["C0.", "C1.", "C2."]
     assert result.counts == {"negative": 3}
     out = tmp_path / "out.jsonl"
-    write_jsonl(result.rows, out)
+    write_jsonl(out, result.rows)
     loaded = load_judgments(out)
     assert loaded["refinement"] == ["C0.", "C1.", "C2."] and loaded["prompt"][1] == "Q1?"
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import make_model, make_tokenizer
+from cutalign.io import write_json
 from cutalign.data import DataError
 from cutalign.data.templates import plain_prompt
 from cutalign.eval import (
@@ -21,7 +22,6 @@ from cutalign.eval import (
     read_records,
     task_accuracy,
     win_rate,
-    write_json,
 )
 from cutalign.online.generate import SamplingConfig
 from cutalign.tasks import wilson_interval
@@ -42,7 +42,7 @@ def test_records_are_alpacaeval_format_and_roundtrip(tmp_path):
     assert all(r["generator"] == "tiny" and isinstance(r["output"], str) for r in records)
     assert "prompt" in records[1] and "prompt" not in records[0]
     assert seen[0] == "Say hi."  # the transform saw the prompts; the records keep the originals
-    write_json(records, tmp_path / "out.json")
+    write_json(tmp_path / "out.json", records)
     assert read_records(tmp_path / "out.json") == records
     (tmp_path / "bad.json").write_text(json.dumps([{"instruction": "x"}]))
     with pytest.raises(DataError) as error:

@@ -268,3 +268,44 @@ def test_example_configs_are_valid(monkeypatch):
     assert rule.judge.kind == "rule" and rule.rounds == 3
     endpoint = load_config(root / "online-endpoint.yaml")
     assert endpoint.judge.kind == "endpoint"
+
+
+class RuleServer(Handler):
+    """A judge server that answers with the rule judge, or fails the rows whose response mentions 'zzz'."""
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        content = body["messages"][0]["content"]
+        instruction = content.split("Instruction:\n", 1)[1].split("\n\nResponse:\n", 1)[0]
+        response = content.split("\n\nResponse:\n", 1)[1].rsplit("\n\nIf the response fully follows", 1)[0]
+        if "zzz" in response:
+            return self.reply(503, {"error": "busy"})
+        return self.reply(200, {"choices": [{"message": {"content": rule_judge(instruction, response) or NO_ISSUES}}]})
+
+
+def test_online_loop_with_an_endpoint_judge_matches_the_rule_judge(tmp_path):
+    """A round judged over HTTP gives the same data as the rule judge in process."""
+    from test_online_loop import make_config
+
+    from cutalign.online.loop import run_online
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RuleServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        endpoint = config_from_dict({**vars_of(make_config(tmp_path / "a", rounds=1)),
+                                     "judge": {"kind": "endpoint", "base_url": url, "model": "m", "max_retries": 0}})
+        run_online(endpoint, model=make_model("llama"), tokenizer=make_tokenizer(), progress=False)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    rule = make_config(tmp_path / "b", rounds=1)
+    run_online(rule, model=make_model("llama"), tokenizer=make_tokenizer(), progress=False)
+    for name in ("generations.jsonl", "dataset.jsonl", "judgments.jsonl"):
+        assert (tmp_path / "a" / "round-01" / name).read_text() == (tmp_path / "b" / "round-01" / name).read_text()
+
+
+def vars_of(config) -> dict:
+    raw = config.to_dict()
+    del raw["judge"]
+    return raw

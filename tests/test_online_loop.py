@@ -242,3 +242,48 @@ def test_cli_overrides_rounds_and_run_dir(tmp_path):
     path.write_text("rounds: 3\nrun_dir: a\njudge: {kind: rule}\n")
     config = load_config(path, rounds=5, run_dir=str(tmp_path / "b"))
     assert config.rounds == 5 and config.run_dir == str(tmp_path / "b")
+
+
+def test_cli_bad_config_is_one_error_line_before_any_work(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "online.yaml"
+    path.write_text(f"run_dir: {tmp_path / 'run'}\njudge: {{kind: oracle}}\n")
+    result = subprocess.run([sys.executable, "-m", "cutalign.cli", "online", "--config", str(path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {path}: judge.kind must be one of rule, callable, model, endpoint, human, got 'oracle'")
+    assert not (tmp_path / "run").exists()
+
+
+def test_human_judge_in_the_loop(tmp_path):
+    """The loop waits at the round until the person's file is complete, then trains on those judgments."""
+    import threading
+    import time
+
+    from cutalign.online.judges import HumanJudge
+
+    config = make_config(tmp_path / "run", rounds=1, judge={"kind": "human", "poll_seconds": 0.05})
+    human_dir = tmp_path / "run" / "human"
+    written = {}
+
+    def person():
+        while not list(human_dir.glob("todo-*.jsonl")):
+            time.sleep(0.05)
+        todo = next(human_dir.glob("todo-*.jsonl"))
+        time.sleep(0.1)  # the todo file is complete once it exists (atomic write)
+        rows = [json.loads(line) for line in todo.read_text().splitlines()]
+        for i, row in enumerate(rows):
+            row["judgment"] = f"Critique {i}." if i % 2 else None
+        written.update({row["completion"]: row["judgment"] for row in rows})
+        todo.with_name(todo.name.replace("todo-", "done-")).write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    thread = threading.Thread(target=person)
+    thread.start()
+    run_online(config, model=make_model("llama"), tokenizer=make_tokenizer(),
+               judge=HumanJudge(human_dir, poll_seconds=0.05, timeout_s=60), progress=False)
+    thread.join()
+    dataset = [json.loads(x) for x in (tmp_path / "run" / "round-01" / "dataset.jsonl").read_text().splitlines()]
+    assert dataset and all(row["judgment"] == written[row["completion"]] for row in dataset)

@@ -16,9 +16,10 @@ from .errors import UsageError
 from .models import ModelNotFoundError
 from . import annotate_cli, demo, train_cli
 from . import judge_cli, online_cli
+from . import baseline_cli, eval_cli
 
 # Each module: add_parser(subparsers) adds its subparser and sets `run` as its default; run(args) -> exit status.
-SUBCOMMAND_MODULES = (train_cli, demo, annotate_cli, online_cli, judge_cli)
+SUBCOMMAND_MODULES = (train_cli, demo, annotate_cli, online_cli, judge_cli, baseline_cli, eval_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

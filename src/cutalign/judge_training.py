@@ -20,7 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .online.files import write_json, write_jsonl
+from .io import write_json, write_jsonl
 from .online.judges import NO_ISSUES, JudgeFailure, judge_prompt
 
 logger = logging.getLogger("cutalign")

@@ -27,11 +27,11 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 import threading
 from pathlib import Path
 
 from cutalign.data import DataError, load_judgments
+from cutalign.io import write_jsonl
 
 logger = logging.getLogger("cutalign.annotate")
 
@@ -195,22 +195,6 @@ class Journal:
         return 0
 
 
-def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
-    """Write ``rows`` as JSON Lines to a temporary file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False)
-    with tmp:
-        try:
-            for row in rows:
-                tmp.write(json.dumps(row, ensure_ascii=False) + "\n")
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, path)
-
-
 def export(path, out) -> dict:
     """Write the canonical judgment dataset of ``path``: one row per decided row, its latest decision.
 
@@ -227,7 +211,7 @@ def export(path, out) -> dict:
         decided = decision(journal.revisions[row["id"]])
         if decided is not None:
             exported.append({key: row[key] for key in ("id", "prompt", "completion")} | {"judgment": decided["judgment"]})
-    write_jsonl_atomic(out, exported)
+    write_jsonl(out, exported)
     bad = sum(row["judgment"] is not None for row in exported)
     if len(exported) < len(journal.rows):
         logger.warning(

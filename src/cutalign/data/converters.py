@@ -19,8 +19,6 @@ malformed row raises :class:`DataError` naming the file, the 1-based line and th
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,21 +54,6 @@ def read_jsonl(path) -> list[tuple[int, object]]:
     if not rows:
         raise DataError("holds no rows", file=path)
     return rows
-
-
-def write_jsonl(rows: list[dict], path) -> None:
-    """Write rows as JSON Lines, atomically (a temporary file in the same directory, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            for row in rows:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def _get(value, dotted: str, *, file, row, kind=str, optional=False):

@@ -1,6 +1,6 @@
 """Evaluation: generation (AlpacaEval format), task accuracy, pairwise win rate, and the general-ability guard."""
 
-from .generation import generate_records, instruction_text, read_records, write_json
+from .generation import generate_records, instruction_text, read_records
 from .metrics import distinct_n, guard_metrics, heldout_logp, task_accuracy
 from .pairwise import EndpointPairwiseJudge, ModelJudge, parse_verdict, win_rate
 
@@ -16,5 +16,4 @@ __all__ = [
     "read_records",
     "task_accuracy",
     "win_rate",
-    "write_json",
 ]

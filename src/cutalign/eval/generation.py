@@ -7,8 +7,6 @@ three keys (plus ``prompt`` when the prompt was a chat conversation), so a file 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from ..online.generate import SamplingConfig, generate
@@ -34,20 +32,6 @@ def generate_records(model, tokenizer, prompts: list, *, generator: str, samplin
             record["prompt"] = prompt
         records.append(record)
     return records
-
-
-def write_json(value, path) -> None:
-    """Write JSON atomically: a temporary file in the same directory, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(value, out, ensure_ascii=False, indent=2)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def read_records(path) -> list[dict]:

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from ..data import DataError
 from ..tasks import rule_judge
-from .files import write_jsonl
+from ..io import write_jsonl
 
 logger = logging.getLogger("cutalign.online")
 

@@ -1,6 +1,6 @@
 """The online loop: each round samples fresh prompts, generates, judges, trains with CUT and evaluates.
 
-Everything lives in one run directory, each file written atomically (:mod:`cutalign.online.files`)::
+Everything lives in one run directory, each file written atomically (:mod:`cutalign.io`)::
 
     run_dir/
       config.json            the run's config (a restart with a different one is refused; rounds may grow)
@@ -28,7 +28,6 @@ round from the previous round's adapter with the same seed. The model is never j
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shutil
 import time
@@ -41,7 +40,7 @@ from ..data import count_examples, downsample_positives, load_judgments
 from ..errors import UsageError
 from ..tasks import pass_rate, task_prompts, wilson_interval
 from .config import OnlineConfig
-from .files import read_json, read_jsonl, write_json, write_jsonl, write_text
+from ..io import read_json, read_jsonl, write_json, write_jsonl, write_text
 from .generate import SamplingConfig, generate
 from .judges import HumanJudge, JudgeFailure, build_judge
 
