@@ -168,3 +168,24 @@ def test_baseline_rejects_bad_data_before_loading_a_model(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "completion" in err
+
+
+def test_demo_runs_the_online_loop_and_resumes(tmp_path, tiny_model_dir, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--output-dir", str(out), "--model", str(tiny_model_dir), "--rounds", "1",
+            "--prompts-per-round", "4", "--heldout-prompts", "3", "--max-new-tokens", "4", "--epochs", "1",
+            "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "before" in printed and "after" in printed and "cutalign annotate" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["round"] for r in metrics["per_round"]] == [0, 1] and metrics["before"]["n"] == 3
+    report = json.loads((out / "round-01" / "report.json").read_text())
+    assert report["prompts"] == 4 and (out / "round-01" / "adapter").is_dir()
+    after = [json.loads(line) for line in (out / "heldout_after.jsonl").read_text().splitlines()]
+    assert len(after) == 3 and set(after[0]) == {"id", "prompt", "completion"}
+    # The same command with one more round continues the run: round 1 is kept, round 2 is added.
+    before_mtime = (out / "round-01" / "report.json").stat().st_mtime_ns
+    assert main([*argv[:6], "2", *argv[7:]]) == 0
+    assert (out / "round-01" / "report.json").stat().st_mtime_ns == before_mtime
+    assert json.loads((out / "metrics.json").read_text())["rounds"] == 2

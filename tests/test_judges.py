@@ -270,26 +270,19 @@ def test_example_configs_are_valid(monkeypatch):
     assert endpoint.judge.kind == "endpoint"
 
 
-class RuleServer(Handler):
-    """A judge server that answers with the rule judge, or fails the rows whose response mentions 'zzz'."""
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        content = body["messages"][0]["content"]
-        instruction = content.split("Instruction:\n", 1)[1].split("\n\nResponse:\n", 1)[0]
-        response = content.split("\n\nResponse:\n", 1)[1].rsplit("\n\nIf the response fully follows", 1)[0]
-        if "zzz" in response:
-            return self.reply(503, {"error": "busy"})
-        return self.reply(200, {"choices": [{"message": {"content": rule_judge(instruction, response) or NO_ISSUES}}]})
-
-
 def test_online_loop_with_an_endpoint_judge_matches_the_rule_judge(tmp_path):
-    """A round judged over HTTP gives the same data as the rule judge in process."""
+    """A round judged over HTTP by examples/rule_judge_endpoint.py gives the same data as the rule judge in process."""
+    import sys
+    from pathlib import Path
+
     from test_online_loop import make_config
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from rule_judge_endpoint import RuleJudgeHandler
 
     from cutalign.online.loop import run_online
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RuleServer)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RuleJudgeHandler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
@@ -309,3 +302,18 @@ def vars_of(config) -> dict:
     raw = config.to_dict()
     del raw["judge"]
     return raw
+
+
+def test_example_endpoint_splits_only_judge_prompts():
+    import sys
+    from pathlib import Path
+
+    from cutalign.online.judges import JUDGE_PROMPT
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from rule_judge_endpoint import split_prompt
+
+    prompt = JUDGE_PROMPT.format(instruction="Say hi.\n\nDo not use commas.", response="Hi, you.\n\nBye")
+    assert split_prompt(prompt) == ("Say hi.\n\nDo not use commas.", "Hi, you.\n\nBye")
+    with pytest.raises(ValueError):
+        split_prompt("hello")
