@@ -287,3 +287,10 @@ def test_human_judge_in_the_loop(tmp_path):
     thread.join()
     dataset = [json.loads(x) for x in (tmp_path / "run" / "round-01" / "dataset.jsonl").read_text().splitlines()]
     assert dataset and all(row["judgment"] == written[row["completion"]] for row in dataset)
+
+
+def test_bad_scheduler_is_a_config_error(tmp_path):
+    path = tmp_path / "online.yaml"
+    path.write_text("judge: {kind: rule}\ntraining: {lr_scheduler_type: cosine_typo}\n")
+    with pytest.raises(UsageError, match="training.lr_scheduler_type must be one of .*constant"):
+        load_config(path)

@@ -93,6 +93,7 @@ class TrainingConfig:
     """One round of CUT training (LoRA), starting from the previous round's adapter. Loss weights: CUTConfig's."""
 
     learning_rate: float = 3e-4
+    lr_scheduler_type: str = "linear"  # per round; "constant" keeps the rate through a short round
     epochs: float = 2.0
     batch_size: int = 4
     gradient_accumulation_steps: int = 1
@@ -235,7 +236,9 @@ def validate(config: OnlineConfig, source: str = "config") -> None:
     from ..tasks import KINDS
     from ..data.templates import TEMPLATES
     from ..loss import REDUCTIONS
+    from transformers.trainer_utils import SchedulerType
 
+    SCHEDULERS = [kind.value for kind in SchedulerType]
     if config.rounds < 1:
         fail(f"rounds must be >= 1, got {config.rounds}")
     if config.prompts_per_round < 1:
@@ -267,6 +270,8 @@ def validate(config: OnlineConfig, source: str = "config") -> None:
     training = config.training
     if training.reduction not in REDUCTIONS:
         fail(f"training.reduction must be one of {', '.join(REDUCTIONS)}, got {training.reduction!r}")
+    if training.lr_scheduler_type not in SCHEDULERS:
+        fail(f"training.lr_scheduler_type must be one of {', '.join(SCHEDULERS)}, got {training.lr_scheduler_type!r}")
     for name in ("learning_rate", "epochs", "threshold"):
         if not getattr(training, name) > 0:
             fail(f"training.{name} must be > 0, got {getattr(training, name)}")

@@ -217,6 +217,7 @@ class OnlineRun:
         t = self.config.training
         args = CUTConfig(
             output_dir=str(directory / "trainer"), seed=self.config.seed + index, learning_rate=t.learning_rate,
+            lr_scheduler_type=t.lr_scheduler_type,
             num_train_epochs=t.epochs, per_device_train_batch_size=t.batch_size,
             gradient_accumulation_steps=t.gradient_accumulation_steps, threshold=t.threshold, alpha=t.alpha,
             reduction=t.reduction, align_p_weight=t.align_p_weight, align_n_weight=t.align_n_weight,

@@ -1,0 +1,134 @@
+"""One training epoch over real judgment data: CUTTrainer against a reference-style loop on the same examples.
+
+Data: ``../shared/data/cut-online/iter1.json`` (the reference's online data, 1,000 rows, 287 with a judgment), the
+first ``--rows`` of it, positives down-sampled to 0.25 x negatives under seed 0 as the reference does, Alpaca
+templates, max_length 1,024. Both runs train the same examples with LoRA (r=16 on gate/up/down, AdamW) and the same
+global batch (``--batch`` examples per optimizer step), each in a fresh process:
+
+* ``cut``: :class:`cutalign.CUTTrainer`, batch of ``--batch`` examples, one forward per batch;
+* ``cut+grouped``: the same, with transformers' length-grouped sampler (``train_sampling_strategy="group_by_length"``
+  on a ``length`` column) so that batches hold examples of similar length (less padding);
+* ``reference``: micro-batch 1 with ``--batch`` accumulation steps, two padded rows per example (judgment view and
+  plain view; plain view and a row of padding for positives), full fp32 log-softmax over the vocabulary.
+
+The table gives the epoch's training time (``train_runtime``), tokens run through the model (padding included) and
+the share of padding.
+
+    python benchmarks/epoch.py [--rows 1000] [--batch 8] [--layers N] [--checkpointing]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import common
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cut-online" / "iter1.json"
+METHODS = ("cut", "cut+grouped", "reference")
+
+
+def worker(spec: dict) -> dict:
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+
+    import step_cost
+    from cutalign.data import load_judgments
+    from cutalign.trainer import CUTConfig, CUTTrainer
+
+    torch.manual_seed(0)
+    directory = common.model_dir(spec["layers"])
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    rows = load_judgments(spec["data"]).select(range(spec["rows"]))
+    callback = common.step_timer_callback()
+    common_args = dict(num_train_epochs=1, learning_rate=1e-4, report_to=[], save_strategy="no", use_cpu=True,
+                       logging_steps=10_000, disable_tqdm=True, seed=0, dataloader_num_workers=0,
+                       gradient_checkpointing=spec["checkpointing"],
+                       gradient_checkpointing_kwargs={"use_reentrant": False})
+    with tempfile.TemporaryDirectory() as output_dir:
+        grouped = spec["method"] == "cut+grouped"
+        args = CUTConfig(output_dir=output_dir, per_device_train_batch_size=spec["batch"], positive_ratio=0.25,
+                         template="alpaca", max_length=1024,
+                         train_sampling_strategy="group_by_length" if grouped else "random", **common_args)
+        trainer = CUTTrainer(model, args, train_dataset=rows, processing_class=tokenizer,
+                             peft_config=LoraConfig(**step_cost.LORA), callbacks=[callback])
+        examples = trainer.train_dataset
+        if grouped:
+            lengths = [len(e["prompt_ids"]) + len(e["judgment_prompt_ids"]) + 2 * len(e["completion_ids"])
+                       for e in examples]
+            trainer.train_dataset = examples.add_column("length", lengths)
+        if spec["method"] == "reference":
+            args = TrainingArguments(output_dir=output_dir, per_device_train_batch_size=1,
+                                     gradient_accumulation_steps=spec["batch"], remove_unused_columns=False,
+                                     **common_args)
+            peft_model = trainer.model
+            del peft_model.get_base_model().forward  # drop the label-only patch: the class forward, full logits
+            trainer = step_cost.reference_trainer_class()(
+                peft_model, args, train_dataset=examples, data_collator=step_cost.reference_collate(tokenizer.pad_token_id),
+                callbacks=[callback])
+        padded = padded_tokens(trainer)
+        metrics = trainer.train().metrics
+    return {"seconds": metrics["train_runtime"], "steps": len(callback.step_seconds), "peak_gib": callback.peak_gib(),
+            "examples": len(examples), "negatives": int(sum(examples["negative"])), **padded}
+
+
+def padded_tokens(trainer) -> dict:
+    """Tokens the model runs over one epoch (padding included) and the real ones, from the trainer's own batches."""
+    total = real = 0
+    for batch in trainer.get_train_dataloader():
+        total += batch["input_ids"].numel()
+        real += int(batch["attention_mask"].sum())
+    return {"tokens": total, "real_tokens": real}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DATA), help="reference-format judgment file")
+    parser.add_argument("--rows", type=int, default=1000, help="use the first N rows of the file")
+    parser.add_argument("--batch", type=int, default=8, help="examples per optimizer step (global batch)")
+    parser.add_argument("--layers", type=int, default=None, help="cut the model to this many decoder layers")
+    parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    options = parser.parse_args(argv)
+    if not Path(options.data).is_file():
+        print(f"error: {options.data} not found (the shared data directory is needed)", file=sys.stderr)
+        return 2
+    common.model_dir(options.layers)
+
+    results = {}
+    for method in options.methods:
+        spec = {"method": method, "data": options.data, "rows": options.rows, "batch": options.batch,
+                "layers": options.layers, "checkpointing": options.checkpointing}
+        results[method] = common.run_isolated(__file__, spec, timeout=7200)
+        print(f"{method}: {results[method]}", file=sys.stderr, flush=True)
+
+    reference = results.get("reference")
+    table = []
+    for method, r in results.items():
+        speedup = f"{reference['seconds'] / r['seconds']:.2f}" if reference else "-"
+        table.append([method, f"{r['seconds']:.0f}", r["steps"], f"{r['tokens']:,}",
+                      f"{1 - r['real_tokens'] / r['tokens']:.1%}", f"{r['peak_gib']:.2f}", speedup])
+    first = next(iter(results.values()))
+    model = "SmolLM2-135M" + (f" cut to {options.layers} layers" if options.layers else "")
+    body = (f"{model}, LoRA r=16 on gate/up/down, fp32, gradient checkpointing "
+            f"{'on' if options.checkpointing else 'off'}. Data: first {options.rows} rows of `{Path(options.data).name}`"
+            f" -> {first['examples']} examples after down-sampling ({first['negatives']} negative), global batch "
+            f"{options.batch}, one epoch, each run in a fresh process. Tokens: rows x padded width summed over the "
+            "epoch (what the model computes on). Memory: peak RSS above the start of training.\n\n"
+            + common.markdown_table(["method", "epoch s", "optimizer steps", "tokens run", "padding", "peak GiB",
+                                     "speed-up vs reference"], table))
+    common.write_result("epoch" + (f"-{options.layers}layers" if options.layers else ""), "One epoch",
+                        "python benchmarks/epoch.py " + " ".join(argv), body)
+    return 0
+
+
+if __name__ == "__main__":
+    spec = common.worker_spec(sys.argv)
+    if spec is not None:
+        common.emit(worker(spec))
+    else:
+        sys.exit(main(sys.argv[1:]))
