@@ -58,8 +58,8 @@ def demo_config(args):
         "generation": {"max_new_tokens": args.max_new_tokens, "temperature": 0.8, "batch_size": 16},
         "eval": {"size": args.heldout_prompts, "max_new_tokens": args.max_new_tokens, "batch_size": 16},
         "judge": {"kind": "rule"},
-        "training": {"learning_rate": args.learning_rate, "lr_scheduler_type": "constant", "epochs": args.epochs, "batch_size": 4, "max_length": 512,
-                     **DEMO_LOSS},
+        "training": {"learning_rate": args.learning_rate, "lr_scheduler_type": "constant", "epochs": args.epochs,
+                     "batch_size": 4, "max_length": 512, **DEMO_LOSS},
     }, source="cutalign demo")
 
 
