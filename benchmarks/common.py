@@ -123,6 +123,15 @@ def emit(result: dict) -> None:
     sys.stdout.flush()
 
 
+def entry_point(worker, main) -> int:
+    """A benchmark script's ``__main__``: run ``worker`` when started by :func:`run_isolated`, else ``main``."""
+    spec = worker_spec(sys.argv)
+    if spec is not None:
+        emit(worker(spec))
+        return 0
+    return main(sys.argv[1:])
+
+
 def machine() -> str:
     import torch
 

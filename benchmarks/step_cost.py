@@ -251,8 +251,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    spec = common.worker_spec(sys.argv)
-    if spec is not None:
-        common.emit(worker(spec))
-    else:
-        sys.exit(main(sys.argv[1:]))
+    sys.exit(common.entry_point(worker, main))
