@@ -189,3 +189,15 @@ def test_demo_runs_the_online_loop_and_resumes(tmp_path, tiny_model_dir, capsys)
     assert main([*argv[:6], "2", *argv[7:]]) == 0
     assert (out / "round-01" / "report.json").stat().st_mtime_ns == before_mtime
     assert json.loads((out / "metrics.json").read_text())["rounds"] == 2
+
+
+def test_eval_asks_a_chain_of_hindsight_model_under_its_good_phrase(tmp_path):
+    from cutalign.baselines import inference_prompt
+    from cutalign.eval_cli import _prompt_transform
+
+    (tmp_path / "coh").mkdir()
+    (tmp_path / "coh" / "baseline_metrics.json").write_text(json.dumps({"method": "coh"}))
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "baseline_metrics.json").write_text(json.dumps({"method": "sft-all"}))
+    assert _prompt_transform(str(tmp_path / "coh")) is inference_prompt
+    assert _prompt_transform(str(tmp_path / "sft")) is None and _prompt_transform("default") is None

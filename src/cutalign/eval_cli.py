@@ -101,8 +101,8 @@ def _evaluate(args, out: Path) -> dict:
     references = load_judgments(args.references) if args.references else None
     tokenizer, model = load_tokenizer(args.model), load_model(args.model)
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-    records = generate_records(model, tokenizer, prompts, generator=args.generator or args.model,
-                               sampling=sampling, template=args.template)
+    records = generate_records(model, tokenizer, prompts, generator=args.generator or args.model, sampling=sampling,
+                               template=args.template, prompt_transform=_prompt_transform(args.model))
     write_json(out / "outputs.json", records)
     outputs = [r["output"] for r in records]
     metrics = {"model": args.model, "n": len(records)}
@@ -112,6 +112,17 @@ def _evaluate(args, out: Path) -> dict:
                                      references["prompt"] if references else None,
                                      references["completion"] if references else None, template=args.template)
     return metrics
+
+
+def _prompt_transform(model: str):
+    """Chain of Hindsight answers under its good-response phrase: apply it when ``cutalign baseline coh`` saved the
+    model (its ``baseline_metrics.json`` says so)."""
+    metrics = Path(model) / "baseline_metrics.json"
+    if metrics.is_file() and json.loads(metrics.read_text(encoding="utf-8")).get("method") == "coh":
+        from .baselines import inference_prompt
+
+        return inference_prompt
+    return None
 
 
 def _compare(args) -> dict:
