@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from peft import PeftConfig, PeftModel, get_peft_model
+from peft import PeftConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 
 from .data import count_examples, downsample_positives, load_judgments
@@ -182,6 +182,10 @@ class CUTTrainer(Trainer):
         if peft_config is not None:
             if isinstance(model, PeftModel):
                 raise ValueError("the model is already a PeftModel; pass peft_config=None")
+            # QLoRA: norms in fp32, inputs that carry gradients. `from_pretrained` sets `hf_quantizer` (None unless
+            # quantized); a model built from a config has no such attribute.
+            if getattr(model, "hf_quantizer", None) is not None:
+                model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
             model = get_peft_model(model, peft_config)
 
         self.data_reports = {}
