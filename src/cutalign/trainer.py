@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from peft import PeftConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from transformers import PreTrainedModel, Trainer, TrainingArguments
+from transformers.integrations import is_deepspeed_zero3_enabled
 
 from .data import count_examples, downsample_positives, load_judgments
 from .data.collator import CUTCollator
@@ -163,6 +164,12 @@ class CUTTrainer(Trainer):
         optimizers=(None, None),
     ):
         args = args or CUTConfig(output_dir="cut-output")
+        if is_deepspeed_zero3_enabled():
+            raise ValueError(
+                "DeepSpeed ZeRO-3 is not supported: the label-only log-probabilities read the LM head's weight outside "
+                "its module, where ZeRO-3 keeps it partitioned. Use ZeRO-2 (configs/accelerate/zero2.yaml) or FSDP2 "
+                "(configs/accelerate/fsdp2.yaml)."
+            )
         if isinstance(model, str):
             if processing_class is None:
                 processing_class = load_tokenizer(model)
