@@ -113,3 +113,15 @@ def test_train_judge_cli_rejects_bad_input(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: {bad}, row 1, field 'completion': is empty"
     assert not (tmp_path / "out").exists()
+
+
+def test_balance_classes_repeats_the_rarer_class_and_keeps_every_row():
+    from cutalign.judge_training import balance_classes
+
+    rows = [{"id": i, "judgment": None if i < 2 else f"bad {i}"} for i in range(7)]  # 2 good, 5 bad
+    balanced = balance_classes(rows, seed=0)
+    assert balanced[:7] == rows
+    assert sum(r["judgment"] is None for r in balanced) == 5 and sum(r["judgment"] is not None for r in balanced) == 5
+    assert {r["id"] for r in balanced[7:]} == {0, 1}
+    assert balance_classes(rows, seed=0) == balanced
+    assert balance_classes(rows[2:], seed=0) == rows[2:]  # one class only: nothing to balance

@@ -41,6 +41,7 @@ class JudgeTrainingConfig:
     max_length: int = 512
     max_new_tokens: int = 64
     seed: int = 0
+    balance: bool = True  # repeat the rarer class (good or bad) until both are as many (see balance_classes)
 
 
 def instruction_of(prompt) -> str:
@@ -55,6 +56,24 @@ def judge_examples(rows: list[dict]) -> list[dict]:
     return [{"id": str(row.get("id", i)), "prompt": judge_prompt(instruction_of(row["prompt"]), row["completion"]),
              "completion": row["judgment"] or NO_ISSUES, "judgment": None}
             for i, row in enumerate(rows)]
+
+
+def balance_classes(rows: list[dict], seed: int) -> list[dict]:
+    """``rows`` plus repeats of the rarer class (good or bad), drawn in a seeded order, until both are as many.
+
+    Judgment data are usually lopsided (on the built-in task most sampled answers break a constraint): a judge
+    trained on 85% bad rows learns to call everything bad, which scores the majority-class accuracy and catches no
+    good answer. Repetition keeps every row and moves the decision boundary, not the critiques' wording.
+    """
+    good = [row for row in rows if row["judgment"] is None]
+    bad = [row for row in rows if row["judgment"] is not None]
+    if not good or not bad:
+        return list(rows)
+    rare, common = sorted((good, bad), key=len)
+    order = list(range(len(rare)))
+    random.Random(seed).shuffle(order)
+    extra = [rare[order[i % len(rare)]] for i in range(len(common) - len(rare))]
+    return list(rows) + extra
 
 
 def train_judge(config: JudgeTrainingConfig, rows: list[dict], *, model=None, tokenizer=None, callbacks=None):
@@ -80,7 +99,8 @@ def train_judge(config: JudgeTrainingConfig, rows: list[dict], *, model=None, to
     )
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.05,
                       target_modules=list(config.lora_target_modules), task_type="CAUSAL_LM")
-    trainer = CUTTrainer(model, args, train_dataset=judge_examples(rows), processing_class=tokenizer,
+    examples = judge_examples(balance_classes(rows, config.seed) if config.balance else rows)
+    trainer = CUTTrainer(model, args, train_dataset=examples, processing_class=tokenizer,
                          peft_config=lora, callbacks=callbacks)
     result = trainer.train()
     tmp = output.with_name(output.name + ".tmp")
