@@ -40,3 +40,28 @@ def test_values_and_gradients_match_full_softmax(dtype, scale, with_bias):
         tolerance = 1e-4 if dtype == torch.float32 else 1e-10
         assert torch.allclose(got, expected, rtol=1e-4, atol=tolerance * expected.abs().max().item())
 
+
+
+def test_a_deep_copy_of_a_patched_model_runs_its_own_weights():
+    """Copying a patched model (as the benchmarks do, one copy per method) must not leave the copy's forward calling
+    the original's modules: LoRA on the copy would then change nothing and train nothing."""
+    import copy
+
+    from conftest import make_model
+    from peft import LoraConfig, get_peft_model
+
+    from cutalign.logprobs import add_token_logprobs_forward
+
+    original = add_token_logprobs_forward(make_model("llama"))
+    twin = copy.deepcopy(original)
+    with torch.no_grad():
+        twin.lm_head.weight.mul_(3)
+    input_ids = torch.tensor([[1, 5, 7, 9]])
+    positions, targets = torch.tensor([[0, 0], [0, 1], [0, 2]]), input_ids[0, 1:]
+    assert not torch.allclose(original(input_ids=input_ids).logits, twin(input_ids=input_ids).logits)
+    assert not torch.allclose(original(input_ids=input_ids, score_positions=positions, score_targets=targets).token_logps,
+                              twin(input_ids=input_ids, score_positions=positions, score_targets=targets).token_logps)
+    peft_twin = get_peft_model(twin, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    peft_twin(input_ids=input_ids, score_positions=positions, score_targets=targets).token_logps.sum().backward()
+    assert all(p.grad is not None for n, p in peft_twin.named_parameters() if "lora_B" in n)
+    assert all(p.grad is None for p in original.parameters())

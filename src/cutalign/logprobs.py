@@ -16,7 +16,7 @@ the (possibly DDP/FSDP/PEFT-wrapped) model call: wrappers see a normal forward, 
 
 from __future__ import annotations
 
-import functools
+import types
 from dataclasses import dataclass
 
 import torch
@@ -111,6 +111,19 @@ class TokenLogProbsOutput(ModelOutput):
     token_logps: torch.Tensor | None = None
 
 
+def _forward_with_token_logprobs(self, *args, score_positions=None, score_targets=None, **kwargs):
+    """The patched forward (bound to the model instance; see :func:`add_token_logprobs_forward`)."""
+    if score_positions is None:
+        return self._cutalign_original_forward(*args, **kwargs)
+    kwargs["use_cache"] = False
+    hidden = self.base_model(*args, **kwargs).last_hidden_state
+    selected = hidden[score_positions[:, 0], score_positions[:, 1]]
+    head = self.get_output_embeddings()
+    return TokenLogProbsOutput(
+        token_logps=token_logprobs(selected, head.weight, head.bias, score_targets, self._cutalign_chunk_size)
+    )
+
+
 def add_token_logprobs_forward(model: PreTrainedModel, chunk_size: int = 1024) -> PreTrainedModel:
     """Patch ``model.forward`` (this instance only) to score label tokens cheaply on request.
 
@@ -119,25 +132,22 @@ def add_token_logprobs_forward(model: PreTrainedModel, chunk_size: int = 1024) -
     position pos[k, 1])``. Without ``score_positions`` the original forward runs unchanged (generation keeps
     working). Apply it before wrapping the model with PEFT; PEFT and DDP forward unknown keyword arguments to it.
     Idempotent.
+
+    The patch and the original forward are stored as methods bound to ``model``, never as closures over it, so a
+    ``copy.deepcopy`` of the model rebinds them to the copy (a closure would keep running the original's modules).
     """
-    if getattr(model.forward, "_cutalign_patched", False):
+    if "_cutalign_original_forward" in model.__dict__:
         return model
-    original_forward = model.forward
+    model._cutalign_original_forward = model.forward
+    model._cutalign_chunk_size = chunk_size
 
-    @functools.wraps(original_forward)
-    def forward(*args, score_positions=None, score_targets=None, **kwargs):
-        if score_positions is None:
-            return original_forward(*args, **kwargs)
-        kwargs["use_cache"] = False
-        hidden = model.base_model(*args, **kwargs).last_hidden_state
-        selected = hidden[score_positions[:, 0], score_positions[:, 1]]
-        head = model.get_output_embeddings()
-        return TokenLogProbsOutput(
-            token_logps=token_logprobs(selected, head.weight, head.bias, score_targets, chunk_size)
-        )
+    def forward(self, *args, **kwargs):
+        return _forward_with_token_logprobs(self, *args, **kwargs)
 
-    forward._cutalign_patched = True
-    model.forward = forward
+    # Signature introspection (the Trainer's column filter) sees the class's forward.
+    forward.__wrapped__ = type(model).forward
+    forward.__doc__ = _forward_with_token_logprobs.__doc__
+    model.forward = types.MethodType(forward, model)
     return model
 
 
