@@ -1,7 +1,8 @@
 """The mini-paper benchmark: every method trained on the same judged data, evaluated on the same held-out prompts.
 
-    python benchmarks/mini_paper.py                 # CPU default: 1 seed, main methods + ablations;
+    python benchmarks/mini_paper.py                 # CPU default: 1 seed, every method (about 27 min on 2 cores);
                                                     # updates the table and chart in README.md
+    python benchmarks/mini_paper.py --ablations     # the same plus the CUT ablations (about 50 min)
     python benchmarks/mini_paper.py --quick         # a few-minute smoke run
     python benchmarks/mini_paper.py --scale gpu     # more prompts, more seeds, every constraint kind
 
@@ -52,7 +53,7 @@ CUT_RECIPES = {
     "cut-p+ul": dict(threshold=1.1, alpha=1.0, reduction="normalized", positive_ratio=-1, align_n_weight=0.0,
                      unflagged_weight=0.0),
 }
-# The ablations the analysis asks for: λ and α around the demo mix, and each mix without its unlikelihood term.
+# The ablations: λ and α around the demo mix; the reference mix without its unlikelihood term and with every positive.
 ABLATIONS = {
     **{f"cut-p+ul λ={t}": {**CUT_RECIPES["cut-p+ul"], "threshold": t} for t in (1.0, 1.2, 1.5)},
     "cut-p+ul α=0.5": {**CUT_RECIPES["cut-p+ul"], "alpha": 0.5},
@@ -77,12 +78,13 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 32 prompts, 1 seed, 1 epoch, no ablations")
     parser.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
-                        help="cpu: 64 prompts x 2 samples, 'no commas', 1 seed, 1 epoch (about 40 min on 2 cores); gpu: 1024 "
+                        help="cpu: 64 prompts x 2 samples, 'no commas', 1 seed, 1 epoch (about 27 min on 2 cores); gpu: 1024 "
                         "prompts, every constraint kind, 3 seeds, 2 epochs")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: the scale's)")
     parser.add_argument("--methods", default=None,
                         help="comma-separated subset of methods to run (default: all of the scale)")
-    parser.add_argument("--no-ablations", action="store_true", help="skip the CUT ablations")
+    parser.add_argument("--ablations", action="store_true", help="also run the CUT ablations (lambda, alpha, without "
+                        "the unlikelihood term, all positives): about 25 more minutes on 2 CPU cores")
     parser.add_argument("--ablation-seeds", default="0", help="seeds the ablations run on (default: 0)")
     parser.add_argument("--learning-rate", type=float, default=5e-4,
                         help="learning rate of every method, constant (default 5e-4)")
@@ -287,7 +289,7 @@ def main(argv=None) -> int:
         if unknown:
             print(f"error: unknown method(s) {unknown}", file=sys.stderr)
             return 2
-    ablations = [] if (args.quick or args.no_ablations or args.methods) else list(ABLATIONS)
+    ablations = list(ABLATIONS) if args.ablations and not (args.quick or args.methods) else []
     ablation_seeds = [s for s in (int(x) for x in args.ablation_seeds.split(",")) if s in seeds]
     out = Path(args.out) / ("quick" if args.quick else "")
     (out / "cache").mkdir(parents=True, exist_ok=True)
