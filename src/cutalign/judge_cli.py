@@ -43,8 +43,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64,
                         help="longest judgment generated in the evaluation (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed for sampling, splitting and training")
-    parser.add_argument("--no-balance", action="store_true", help="train on the rows as they are, without repeating "
-                        "the rarer class (good or bad) until both are as many")
+    parser.add_argument("--balance", action="store_true", help="repeat the rarer class (good or bad) until both are "
+                        "as many")
     parser.set_defaults(run=run)
 
 
@@ -61,7 +61,7 @@ def run(args) -> int:
     config = JudgeTrainingConfig(
         model=args.model, output_dir=args.output_dir, epochs=args.epochs, learning_rate=args.learning_rate,
         batch_size=args.batch_size, lora_r=args.lora_r, max_new_tokens=args.max_new_tokens, seed=args.seed,
-        balance=not args.no_balance,
+        balance=args.balance,
     )
     return train_judge_command(config, data=args.data, heldout_data=args.heldout_data,
                                heldout_fraction=args.heldout_fraction, builtin_train=args.builtin_train,

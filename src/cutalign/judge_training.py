@@ -41,7 +41,7 @@ class JudgeTrainingConfig:
     max_length: int = 512
     max_new_tokens: int = 64
     seed: int = 0
-    balance: bool = True  # repeat the rarer class (good or bad) until both are as many (see balance_classes)
+    balance: bool = False  # repeat the rarer class (good or bad) until both are as many (see balance_classes)
 
 
 def instruction_of(prompt) -> str:
@@ -61,9 +61,10 @@ def judge_examples(rows: list[dict]) -> list[dict]:
 def balance_classes(rows: list[dict], seed: int) -> list[dict]:
     """``rows`` plus repeats of the rarer class (good or bad), drawn in a seeded order, until both are as many.
 
-    Judgment data are usually lopsided (on the built-in task most sampled answers break a constraint): a judge
-    trained on 85% bad rows learns to call everything bad, which scores the majority-class accuracy and catches no
-    good answer. Repetition keeps every row and moves the decision boundary, not the critiques' wording.
+    Judgment data are usually lopsided (on the built-in task most sampled answers break a constraint), and a judge
+    that has not learned the criterion falls back on the class prior. Measured on the built-in task with the embedded
+    model (README, "Training an AI judge"): unbalanced, it called every answer bad; balanced, nearly every answer
+    good. Balancing changes which way a judge errs, not whether it sees the flaw; hence off by default.
     """
     good = [row for row in rows if row["judgment"] is None]
     bad = [row for row in rows if row["judgment"] is not None]
