@@ -54,6 +54,11 @@ def model_dir(layers: int | None = None) -> str:
     return str(target)
 
 
+def model_label(layers: int | None = None) -> str:
+    """How results name the model of :func:`model_dir`."""
+    return "SmolLM2-135M" + (f" cut to {layers} layers" if layers else "")
+
+
 def memory_kib() -> dict[str, int]:
     """VmRSS and VmHWM of this process, in KiB."""
     values = {}

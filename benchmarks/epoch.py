@@ -113,7 +113,7 @@ def main(argv: list[str]) -> int:
         table.append([method, f"{r['seconds']:.0f}", r["steps"], f"{r['tokens']:,}",
                       f"{1 - r['real_tokens'] / r['tokens']:.1%}", f"{r['peak_gib']:.2f}", speedup])
     first = next(iter(results.values()))
-    model = "SmolLM2-135M" + (f" cut to {options.layers} layers" if options.layers else "")
+    model = common.model_label(options.layers)
     body = (f"{model}, LoRA r=16 on gate/up/down, fp32, gradient checkpointing "
             f"{'on' if options.checkpointing else 'off'}. Data: first {options.rows} rows of `{Path(options.data).name}`"
             f" -> {first['examples']} examples after down-sampling ({first['negatives']} negative), global batch "

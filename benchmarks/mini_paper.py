@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from cutalign.baselines import METHODS
 from cutalign.eval import generate_records, guard_metrics, task_accuracy
 from cutalign.io import write_json, write_text
 from cutalign.models import load_model, load_tokenizer
@@ -60,7 +61,7 @@ ABLATIONS = {
     "cut-reference no UL": {**REFERENCE, "unlikelihood_weight": 0.0},
     "cut-reference all positives": {**REFERENCE, "positive_ratio": -1},
 }
-BASELINES = ("sft-positive", "sft-all", "fp", "ilf", "coh", "dpo", "kto")
+BASELINES = METHODS
 
 SCALES = {
     # train prompts, samples per prompt, held-out prompts (None: all), constraint kinds, new tokens, seeds

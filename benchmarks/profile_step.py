@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
     top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:options.top]
     rows = [[e.key, "LM head" if touches_vocabulary(e) else "", str(e.input_shapes)[:60],
              f"{e.self_cpu_time_total / 1e6:.2f}", f"{e.self_cpu_time_total / total:.1%}", e.count] for e in top]
-    model = "SmolLM2-135M" + (f" cut to {options.layers} layers" if options.layers else "")
+    model = common.model_label(options.layers)
     body = (f"{model}, LoRA r=16 on gate/up/down, fp32, L={options.length}, one CUT step (3 rows), no "
             f"checkpointing. Self CPU time of the profiled step: {total / 1e6:.2f} s, of which {head / total:.1%} in "
             f"operators on vocabulary-sized tensors (the chunked LM head, forward and backward). Top operators by "

@@ -237,7 +237,7 @@ def main(argv: list[str]) -> int:
             ratio_rows.append([length, ckpt] + [f"{time['cut'] / time[m]:.2f}" for m in options.methods if m != "cut"]
                               + [f"{memory['cut'] / memory[m]:.2f}" for m in options.methods if m != "cut"])
 
-    model = "SmolLM2-135M" + (f" cut to {options.layers} layers" if options.layers else "")
+    model = common.model_label(options.layers)
     body = (f"{model}, LoRA r=16 on gate/up/down, fp32, one negative + one positive example per step (rows: CUT/SFT "
             f"3, DPO 2 + reference forward, reference 2 x 2). Time: min over the optimizer steps after one warm-up "
             f"step ({options.steps - 1} timed, 1 at L=2,048). Memory: peak RSS above the start of training, fresh "

@@ -201,3 +201,10 @@ def test_eval_asks_a_chain_of_hindsight_model_under_its_good_phrase(tmp_path):
     (tmp_path / "sft" / "baseline_metrics.json").write_text(json.dumps({"method": "sft-all"}))
     assert _prompt_transform(str(tmp_path / "coh")) is inference_prompt
     assert _prompt_transform(str(tmp_path / "sft")) is None and _prompt_transform("default") is None
+
+
+def test_baseline_command_offers_every_library_baseline():
+    from cutalign.baseline_cli import METHODS
+    from cutalign.baselines import METHODS as LIBRARY_METHODS
+
+    assert METHODS == LIBRARY_METHODS

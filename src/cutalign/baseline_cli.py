@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .errors import UsageError
 
+# The same tuple as cutalign.baselines.METHODS (a test keeps them equal): importing that package loads TRL, which
+# would slow down every `cutalign` command's start.
 METHODS = ("sft-positive", "sft-all", "fp", "ilf", "coh", "dpo", "kto")
 
 
@@ -70,9 +72,10 @@ def run(args) -> int:
         # TRL's configs default to bf16, which a CPU cannot train in: bf16 only where the GPU supports it.
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(), use_cpu=not torch.cuda.is_available(),
     )
-    sampling = SamplingConfig(max_new_tokens=args.refine_max_new_tokens)
     refine = None
     if args.method == "ilf":
+        sampling = SamplingConfig(max_new_tokens=args.refine_max_new_tokens)
+
         def refine(prompts):  # the model refines before it is trained
             return generate(model, tokenizer, prompts, sampling, template=args.template, description="refining")
 
@@ -82,7 +85,7 @@ def run(args) -> int:
     trainer.save_model(args.output_dir)
     tokenizer.save_pretrained(args.output_dir)
     metrics = {"method": args.method, "data": trainer.baseline_counts,
-               "train": {k: v for k, v in trainer.state.log_history[-1].items()}}
+               "train": dict(trainer.state.log_history[-1])}
     write_json(Path(args.output_dir) / "baseline_metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     print(f"saved the {'model' if args.no_lora else 'adapter'} and tokenizer to {args.output_dir}")
