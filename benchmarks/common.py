@@ -38,8 +38,7 @@ def model_dir(layers: int | None = None) -> str:
     gguf_model, tokenizer = load_model("default"), load_tokenizer("default")
     # A model de-quantized from GGUF refuses save_pretrained: copy its weights into a plain model of the same config.
     config = gguf_model.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
+    config.__dict__.pop("quantization_config", None)
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(gguf_model.state_dict())
     if layers is not None:

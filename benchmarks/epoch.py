@@ -6,8 +6,11 @@ templates, max_length 1,024. Both runs train the same examples with LoRA (r=16 o
 global batch (``--batch`` examples per optimizer step), each in a fresh process:
 
 * ``cut``: :class:`cutalign.CUTTrainer`, batch of ``--batch`` examples, one forward per batch;
-* ``cut+grouped``: the same, with transformers' length-grouped sampler (``train_sampling_strategy="group_by_length"``
-  on a ``length`` column) so that batches hold examples of similar length (less padding);
+* ``cut+grouped``: the same, with transformers' length-grouped sampler (``train_sampling_strategy="group_by_length"``,
+  on the ``length`` column CUTTrainer adds) so that batches hold examples of similar length (less padding);
+* ``cut+packed``: the same random batches as ``cut``, padding-free (``padding_free=True``): the views of a batch
+  packed into rows no wider than its longest view;
+* ``cut+grouped+packed``: both;
 * ``reference``: micro-batch 1 with ``--batch`` accumulation steps, two padded rows per example (judgment view and
   plain view; plain view and a row of padding for positives), full fp32 log-softmax over the vocabulary.
 
@@ -27,7 +30,7 @@ from pathlib import Path
 import common
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cut-online" / "iter1.json"
-METHODS = ("cut", "cut+grouped", "reference")
+METHODS = ("cut", "cut+grouped", "cut+packed", "cut+grouped+packed", "reference")
 
 
 def worker(spec: dict) -> dict:
@@ -50,17 +53,13 @@ def worker(spec: dict) -> dict:
                        gradient_checkpointing=spec["checkpointing"],
                        gradient_checkpointing_kwargs={"use_reentrant": False})
     with tempfile.TemporaryDirectory() as output_dir:
-        grouped = spec["method"] == "cut+grouped"
+        grouped, packed = "grouped" in spec["method"], "packed" in spec["method"]
         args = CUTConfig(output_dir=output_dir, per_device_train_batch_size=spec["batch"], positive_ratio=0.25,
-                         template="alpaca", max_length=1024,
+                         template="alpaca", max_length=1024, padding_free=packed,
                          train_sampling_strategy="group_by_length" if grouped else "random", **common_args)
         trainer = CUTTrainer(model, args, train_dataset=rows, processing_class=tokenizer,
                              peft_config=LoraConfig(**step_cost.LORA), callbacks=[callback])
         examples = trainer.train_dataset
-        if grouped:
-            lengths = [len(e["prompt_ids"]) + len(e["judgment_prompt_ids"]) + 2 * len(e["completion_ids"])
-                       for e in examples]
-            trainer.train_dataset = examples.add_column("length", lengths)
         if spec["method"] == "reference":
             args = TrainingArguments(output_dir=output_dir, per_device_train_batch_size=1,
                                      gradient_accumulation_steps=spec["batch"], remove_unused_columns=False,
@@ -70,19 +69,12 @@ def worker(spec: dict) -> dict:
             trainer = step_cost.reference_trainer_class()(
                 peft_model, args, train_dataset=examples, data_collator=step_cost.reference_collate(tokenizer.pad_token_id),
                 callbacks=[callback])
-        padded = padded_tokens(trainer)
+        tokens = sum(batch["input_ids"].numel() for batch in trainer.get_train_dataloader())
         metrics = trainer.train().metrics
+    real = sum(examples["length"])  # the plain view of every example and the judgment view of the negatives
     return {"seconds": metrics["train_runtime"], "steps": len(callback.step_seconds), "peak_gib": callback.peak_gib(),
-            "examples": len(examples), "negatives": int(sum(examples["negative"])), **padded}
-
-
-def padded_tokens(trainer) -> dict:
-    """Tokens the model runs over one epoch (padding included) and the real ones, from the trainer's own batches."""
-    total = real = 0
-    for batch in trainer.get_train_dataloader():
-        total += batch["input_ids"].numel()
-        real += int(batch["attention_mask"].sum())
-    return {"tokens": total, "real_tokens": real}
+            "examples": len(examples), "negatives": int(sum(examples["negative"])), "tokens": tokens,
+            "real_tokens": real}
 
 
 def main(argv: list[str]) -> int:

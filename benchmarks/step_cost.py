@@ -38,8 +38,8 @@ LORA = dict(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=["gate_proj", 
             task_type="CAUSAL_LM")
 
 
-def synthetic_examples(length: int, tokenizer, seed: int = 0) -> list[dict]:
-    """One negative and one positive example of token ids (random ids from the ordinary vocabulary)."""
+def synthetic_examples(length: int, tokenizer, seed: int = 0, pairs: int = 1) -> list[dict]:
+    """``pairs`` x (one negative, one positive example) of token ids (random ids from the ordinary vocabulary)."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
@@ -49,12 +49,15 @@ def synthetic_examples(length: int, tokenizer, seed: int = 0) -> list[dict]:
         return torch.randint(low, high, (n,), generator=generator).tolist()
 
     response = 3 * length // 4 - 1
-    negative = {"prompt_ids": ids(length // 8), "completion_ids": ids(response) + [tokenizer.eos_token_id],
-                "negative": True}
-    negative["judgment_prompt_ids"] = negative["prompt_ids"] + ids(length // 4 - length // 8)
-    positive = {"prompt_ids": ids(length // 8), "completion_ids": ids(response) + [tokenizer.eos_token_id],
-                "judgment_prompt_ids": [], "negative": False}
-    return [negative, positive]
+    examples = []
+    for _ in range(pairs):
+        negative = {"prompt_ids": ids(length // 8), "completion_ids": ids(response) + [tokenizer.eos_token_id],
+                    "negative": True}
+        negative["judgment_prompt_ids"] = negative["prompt_ids"] + ids(length // 4 - length // 8)
+        positive = {"prompt_ids": ids(length // 8), "completion_ids": ids(response) + [tokenizer.eos_token_id],
+                    "judgment_prompt_ids": [], "negative": False}
+        examples += [negative, positive]
+    return examples
 
 
 def training_args(cls, spec: dict, output_dir: str, **overrides):
@@ -135,25 +138,28 @@ def build_trainer(spec: dict, output_dir: str, callback):
     directory = common.model_dir(spec["layers"])
     tokenizer = AutoTokenizer.from_pretrained(directory)
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
-    examples = synthetic_examples(spec["length"], tokenizer)
+    pairs = spec.get("pairs", 1)  # (negative, positive) pairs per optimizer step
+    examples = synthetic_examples(spec["length"], tokenizer, pairs=pairs)
     repeat = spec["steps"]
     method = spec["method"]
+    if pairs != 1 and method not in ("cut", "sft"):
+        raise ValueError(f"pairs={pairs}: only 'cut' and 'sft' take more than one pair per step")
 
     if method == "cut":
         from cutalign.trainer import CUTConfig, CUTTrainer
 
-        args = training_args(CUTConfig, spec, output_dir, per_device_train_batch_size=2, positive_ratio=-1)
+        args = training_args(CUTConfig, spec, output_dir, per_device_train_batch_size=2 * pairs, positive_ratio=-1)
         text = [{"prompt": "Hi.", "completion": "Hello.", "judgment": None}]
         trainer = CUTTrainer(model, args, train_dataset=text, processing_class=tokenizer,
                              peft_config=LoraConfig(**LORA), callbacks=[callback])
         trainer.train_dataset = Dataset.from_list(examples * repeat)
-        return trainer, 3
+        return trainer, 3 * pairs
     if method == "sft":
         rows = [{k: r[k] for k in ("input_ids", "labels")} for r in sft_rows(examples)]
-        args = training_args(TrainingArguments, spec, output_dir, per_device_train_batch_size=3)
+        args = training_args(TrainingArguments, spec, output_dir, per_device_train_batch_size=3 * pairs)
         return Trainer(get_peft_model(model, LoraConfig(**LORA)), args, train_dataset=Dataset.from_list(rows * repeat),
                        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
-                       callbacks=[callback]), 3
+                       callbacks=[callback]), 3 * pairs
     if method == "trl_sft":
         from trl import SFTConfig, SFTTrainer
 

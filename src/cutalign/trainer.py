@@ -94,6 +94,11 @@ class CUTConfig(TrainingArguments):
     logprob_chunk_size: int = field(
         default=1024, metadata={"help": "Response tokens projected through the LM head at once (memory bound)."}
     )
+    padding_free: bool = field(
+        default=False,
+        metadata={"help": "Pack the views of a batch into rows without padding (position_ids restart per view; "
+                  "the model's attention keeps views apart, checked at start). One packed row with FlashAttention."},
+    )
     # Trainer defaults that differ from transformers'
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the collator needs the tokenized view columns."}
@@ -186,6 +191,8 @@ class CUTTrainer(Trainer):
         base_model = model.get_base_model() if isinstance(model, PeftModel) else model
         add_token_logprobs_forward(base_model, chunk_size=args.logprob_chunk_size)
         check_token_logprobs(base_model)
+        if args.padding_free:
+            check_packed_views_stay_apart(base_model)
         if peft_config is not None:
             if isinstance(model, PeftModel):
                 raise ValueError("the model is already a PeftModel; pass peft_config=None")
@@ -203,7 +210,12 @@ class CUTTrainer(Trainer):
         super().__init__(
             model=model,
             args=args,
-            data_collator=CUTCollator(pad_token_id=processing_class.pad_token_id),
+            data_collator=CUTCollator(
+                pad_token_id=processing_class.pad_token_id,
+                padding_free=args.padding_free,
+                # FlashAttention reads packed sequences from position_ids only in a single row (varlen kernels).
+                single_row="flash" in (base_model.config._attn_implementation or ""),
+            ),
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
             processing_class=processing_class,
@@ -228,6 +240,8 @@ class CUTTrainer(Trainer):
             max_length=args.max_length,
             chat_judgment_template=args.chat_judgment_template,
         )
+        if args.length_column_name != "length":  # where train_sampling_strategy="group_by_length" looks
+            tokenized = tokenized.rename_column("length", args.length_column_name)
         self.data_reports[split] = {"loaded": loaded, "after_downsampling": count_examples(dataset),
                                     "tokenization": tokenization}
         logger.info("%s data: loaded %s, trained on %s; %s", split, loaded, count_examples(dataset),
@@ -238,7 +252,8 @@ class CUTTrainer(Trainer):
         args: CUTConfig = self.args
         token_logps = model(
             input_ids=inputs["input_ids"],
-            attention_mask=inputs["attention_mask"],
+            attention_mask=inputs.get("attention_mask"),  # padded batches
+            position_ids=inputs.get("position_ids"),  # padding-free batches
             score_positions=inputs["score_positions"],
             score_targets=inputs["score_targets"],
         ).token_logps
@@ -293,3 +308,27 @@ class CUTTrainer(Trainer):
                 logs[prefix + key] = sum(values) if key.startswith("tokens") else sum(values) / len(values)
         self._metrics[split].clear()
         super().log(logs, start_time)
+
+
+@torch.no_grad()
+def check_packed_views_stay_apart(model: PreTrainedModel, atol: float = 1e-3) -> None:
+    """Check once that two sequences packed in one row (``position_ids`` restarting, no mask) give the same logits
+    as each alone: the padding-free layout relies on the model's attention reading those restarts as boundaries."""
+    was_training = model.training
+    model.eval()
+    try:
+        device = model.get_output_embeddings().weight.device
+        vocab = model.get_output_embeddings().weight.shape[0]
+        ids = torch.randint(0, vocab, (1, 9), generator=torch.Generator().manual_seed(0)).to(device)
+        first, second = ids[:, :5], ids[:, 5:]
+        position_ids = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 3]], device=device)
+        packed = model(input_ids=ids, position_ids=position_ids, use_cache=False).logits.float()
+        alone = torch.cat([model(input_ids=part, use_cache=False).logits.float() for part in (first, second)], dim=1)
+    finally:
+        model.train(was_training)
+    if not torch.allclose(torch.log_softmax(packed, -1), torch.log_softmax(alone, -1), atol=atol, rtol=1e-3):
+        raise ValueError(
+            f"padding_free=True needs attention that keeps packed sequences apart, and {type(model).__name__} with "
+            f"attn_implementation={model.config._attn_implementation!r} does not (the second of two packed "
+            "sequences sees the first); set padding_free=False or use 'sdpa', 'eager' or FlashAttention."
+        )

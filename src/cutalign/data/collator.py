@@ -1,15 +1,25 @@
 """Batches for one CUT forward: the plain view of every example plus the judgment view of the negatives only.
 
-Row layout of ``input_ids`` (right padded): rows ``0..B-1`` are the plain views of the B examples, rows ``B..`` the
-judgment views of the negative examples in batch order. Positives get no second, padded view (the reference pads
-one for every positive and runs it through the model for nothing).
+Views: the plain views of the B examples, then the judgment views of the negative examples in batch order.
+Positives get no second, padded view (the reference pads one for every positive and runs it through the model for
+nothing).
 
-Scoring is completion-aligned: the K scored tokens are listed in ``score_positions`` (row, position of the token
-*before* the scored one) and ``score_targets``; ``plain_index`` and ``mle_index`` (B, T) pick, for the t-th response
-token of example b, its entry among the K scores in the plain view and in the view trained by MLE (judgment view for
-negatives, plain view for positives). ``shift_labels`` (B, T) holds the completion ids with -100 as padding: the
-Trainer counts it for ``num_items_in_batch`` (it only counts when a ``labels`` key is present too, so ``labels`` is
-the same tensor).
+Layout of the views in ``input_ids``:
+
+* padded (default): one view per row, right padded to the longest view, with an ``attention_mask``;
+* padding-free (``padding_free=True``): views are packed one after another into rows, each view numbered from 0 in
+  ``position_ids`` and no ``attention_mask``. transformers reads the restarts of ``position_ids`` as sequence
+  boundaries, so a view attends only to itself: a block-diagonal mask for SDPA/eager attention, varlen kernels for
+  FlashAttention. Views go into rows no wider than the longest view (first-fit decreasing), so attention never
+  costs more than in the padded layout; ``single_row=True`` packs everything into one row instead, which is what
+  FlashAttention's varlen path requires and where attention cost does not grow with the row.
+
+Scoring is completion-aligned and layout-independent: the K scored tokens are listed in ``score_positions`` (row,
+position of the token *before* the scored one) and ``score_targets``; ``plain_index`` and ``mle_index`` (B, T)
+pick, for the t-th response token of example b, its entry among the K scores in the plain view and in the view
+trained by MLE (judgment view for negatives, plain view for positives). ``shift_labels`` (B, T) holds the
+completion ids with -100 as padding: the Trainer counts it for ``num_items_in_batch`` (it only counts when a
+``labels`` key is present too, so ``labels`` is the same tensor).
 """
 
 from __future__ import annotations
@@ -19,30 +29,54 @@ from dataclasses import dataclass
 import torch
 
 
+def pack_views(lengths: list[int], capacity: int) -> tuple[list[tuple[int, int]], int, int]:
+    """Place views of the given lengths into rows of at most ``capacity`` tokens (first-fit decreasing).
+
+    Returns ``(places, rows, width)``: ``places[i] = (row, offset)`` of view i, the number of rows and the fullest
+    row's length. Deterministic: ties keep the input order.
+    """
+    if max(lengths) > capacity:
+        raise ValueError(f"a view of {max(lengths)} tokens does not fit in rows of {capacity}")
+    places: list[tuple[int, int]] = [(0, 0)] * len(lengths)
+    filled: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        row = next((r for r, used in enumerate(filled) if used + lengths[i] <= capacity), len(filled))
+        if row == len(filled):
+            filled.append(0)
+        places[i] = (row, filled[row])
+        filled[row] += lengths[i]
+    return places, len(filled), max(filled)
+
+
 @dataclass
 class CUTCollator:
     """Collate tokenized examples (``prompt_ids``, ``judgment_prompt_ids``, ``completion_ids``, ``negative``)."""
 
     pad_token_id: int
+    padding_free: bool = False
+    single_row: bool = False  # with padding_free: one packed row (FlashAttention varlen)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        rows = [(f["prompt_ids"], f["completion_ids"]) for f in features]
-        judgment_row = {}
+        views = [(f["prompt_ids"], f["completion_ids"]) for f in features]
+        judgment_view = {}
         for b, f in enumerate(features):
             if f["negative"]:
-                judgment_row[b] = len(rows)
-                rows.append((f["judgment_prompt_ids"], f["completion_ids"]))
+                judgment_view[b] = len(views)
+                views.append((f["judgment_prompt_ids"], f["completion_ids"]))
 
-        length = max(len(p) + len(c) for p, c in rows)
-        input_ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        lengths = [len(p) + len(c) for p, c in views]
+        if self.padding_free:
+            places, rows, width = pack_views(lengths, sum(lengths) if self.single_row else max(lengths))
+        else:
+            places, rows, width = [(v, 0) for v in range(len(views))], len(views), max(lengths)
+        input_ids = torch.full((rows, width), self.pad_token_id, dtype=torch.long)
+        layout = torch.zeros((rows, width), dtype=torch.long)  # position_ids (packed) or attention_mask (padded)
         positions, targets, first_score = [], [], []
-        for r, (prompt, completion) in enumerate(rows):
-            n = len(prompt) + len(completion)
-            input_ids[r, :n] = torch.tensor(prompt + completion)
-            attention_mask[r, :n] = 1
+        for (prompt, completion), n, (row, offset) in zip(views, lengths, places):
+            input_ids[row, offset : offset + n] = torch.tensor(prompt + completion)
+            layout[row, offset : offset + n] = torch.arange(n) if self.padding_free else 1
             first_score.append(len(targets))
-            positions.extend((r, len(prompt) - 1 + t) for t in range(len(completion)))
+            positions.extend((row, offset + len(prompt) - 1 + t) for t in range(len(completion)))
             targets.extend(completion)
 
         width = max(len(f["completion_ids"]) for f in features)
@@ -53,12 +87,12 @@ class CUTCollator:
             n = len(f["completion_ids"])
             shift_labels[b, :n] = torch.tensor(f["completion_ids"])
             plain_index[b, :n] = torch.arange(first_score[b], first_score[b] + n)
-            mle_row = judgment_row.get(b, b)
-            mle_index[b, :n] = torch.arange(first_score[mle_row], first_score[mle_row] + n)
+            mle_view = judgment_view.get(b, b)
+            mle_index[b, :n] = torch.arange(first_score[mle_view], first_score[mle_view] + n)
 
         return {
             "input_ids": input_ids,
-            "attention_mask": attention_mask,
+            ("position_ids" if self.padding_free else "attention_mask"): layout,
             "score_positions": torch.tensor(positions, dtype=torch.long),
             "score_targets": torch.tensor(targets, dtype=torch.long),
             "plain_index": plain_index,

@@ -79,8 +79,9 @@ def tokenize_dataset(
 ):
     """Tokenize a canonical ``datasets.Dataset``. Returns ``(tokenized Dataset, TokenizationReport)``.
 
-    The tokenized dataset has ``id``, ``negative``, ``prompt_ids``, ``judgment_prompt_ids`` (empty for positives)
-    and ``completion_ids``.
+    The tokenized dataset has ``id``, ``negative``, ``prompt_ids``, ``judgment_prompt_ids`` (empty for positives),
+    ``completion_ids`` and ``length``: the tokens the example puts through the model (its plain view, plus its
+    judgment view if negative), which transformers' length-grouped sampler reads.
     """
     from datasets import Dataset
 
@@ -95,7 +96,11 @@ def tokenize_dataset(
             continue
         report.kept += 1
         report.truncated_prompts += truncated
-        rows.append({"id": str(example["id"]), "negative": example["judgment"] is not None, **features})
+        negative = example["judgment"] is not None
+        length = len(features["prompt_ids"]) + len(features["completion_ids"])
+        if negative:
+            length += len(features["judgment_prompt_ids"]) + len(features["completion_ids"])
+        rows.append({"id": str(example["id"]), "negative": negative, **features, "length": length})
     if report.removed_too_long or report.truncated_prompts:
         logger.warning(report.summary())
     else:
