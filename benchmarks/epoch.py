@@ -2,10 +2,11 @@
 
 Data: ``../shared/data/cut-online/iter1.json`` (the reference's online data, 1,000 rows, 287 with a judgment), the
 first ``--rows`` of it, positives down-sampled to 0.25 x negatives under seed 0 as the reference does, Alpaca
-templates, max_length 1,024. Both runs train the same examples with LoRA (r=16 on gate/up/down, AdamW) and the same
+templates, max_length 1,024. All runs train the same examples with LoRA (r=16 on gate/up/down, AdamW) and the same
 global batch (``--batch`` examples per optimizer step), each in a fresh process:
 
-* ``cut``: :class:`cutalign.CUTTrainer`, batch of ``--batch`` examples, one forward per batch;
+* ``cut``: :class:`cutalign.CUTTrainer` with padded batches (``padding_free=False``), random order, one forward per
+  micro-batch of ``--micro-batch`` examples (default: the whole batch; the rest by gradient accumulation);
 * ``cut+grouped``: the same, with transformers' length-grouped sampler (``train_sampling_strategy="group_by_length"``,
   on the ``length`` column CUTTrainer adds) so that batches hold examples of similar length (less padding);
 * ``cut+packed``: the same random batches as ``cut``, padding-free (``padding_free=True``): the views of a batch
@@ -17,7 +18,8 @@ global batch (``--batch`` examples per optimizer step), each in a fresh process:
 The table gives the epoch's training time (``train_runtime``), tokens run through the model (padding included) and
 the share of padding.
 
-    python benchmarks/epoch.py [--rows 1000] [--batch 8] [--layers N] [--checkpointing]
+    python benchmarks/epoch.py [--rows 1000] [--batch 8] [--micro-batch 1] [--layers N] [--checkpointing]
+    python benchmarks/epoch.py --rows 1000 --checkpointing --micro-batch 1 --methods cut reference   # README
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ def worker(spec: dict) -> dict:
                        gradient_checkpointing_kwargs={"use_reentrant": False})
     with tempfile.TemporaryDirectory() as output_dir:
         grouped, packed = "grouped" in spec["method"], "packed" in spec["method"]
-        args = CUTConfig(output_dir=output_dir, per_device_train_batch_size=spec["batch"], positive_ratio=0.25,
+        micro = spec.get("micro_batch") or spec["batch"]
+        args = CUTConfig(output_dir=output_dir, per_device_train_batch_size=micro,
+                         gradient_accumulation_steps=spec["batch"] // micro, positive_ratio=0.25,
                          template="alpaca", max_length=1024, padding_free=packed,
                          train_sampling_strategy="group_by_length" if grouped else "random", **common_args)
         trainer = CUTTrainer(model, args, train_dataset=rows, processing_class=tokenizer,
@@ -67,8 +71,8 @@ def worker(spec: dict) -> dict:
             peft_model = trainer.model
             del peft_model.get_base_model().forward  # drop the label-only patch: the class forward, full logits
             trainer = step_cost.reference_trainer_class()(
-                peft_model, args, train_dataset=examples, data_collator=step_cost.reference_collate(tokenizer.pad_token_id),
-                callbacks=[callback])
+                peft_model, args, train_dataset=examples, callbacks=[callback],
+                data_collator=step_cost.reference_collate(tokenizer.pad_token_id))
         tokens = sum(batch["input_ids"].numel() for batch in trainer.get_train_dataloader())
         metrics = trainer.train().metrics
     real = sum(examples["length"])  # the plain view of every example and the judgment view of the negatives
@@ -82,6 +86,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--data", default=str(DATA), help="reference-format judgment file")
     parser.add_argument("--rows", type=int, default=1000, help="use the first N rows of the file")
     parser.add_argument("--batch", type=int, default=8, help="examples per optimizer step (global batch)")
+    parser.add_argument("--micro-batch", type=int, default=None,
+                        help="CUT examples per forward (default: the whole batch); the rest by accumulation")
     parser.add_argument("--layers", type=int, default=None, help="cut the model to this many decoder layers")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -94,7 +100,7 @@ def main(argv: list[str]) -> int:
     results = {}
     for method in options.methods:
         spec = {"method": method, "data": options.data, "rows": options.rows, "batch": options.batch,
-                "layers": options.layers, "checkpointing": options.checkpointing}
+                "layers": options.layers, "checkpointing": options.checkpointing, "micro_batch": options.micro_batch}
         results[method] = common.run_isolated(__file__, spec, timeout=7200)
         print(f"{method}: {results[method]}", file=sys.stderr, flush=True)
 
@@ -107,13 +113,17 @@ def main(argv: list[str]) -> int:
     first = next(iter(results.values()))
     model = common.model_label(options.layers)
     body = (f"{model}, LoRA r=16 on gate/up/down, fp32, gradient checkpointing "
-            f"{'on' if options.checkpointing else 'off'}. Data: first {options.rows} rows of `{Path(options.data).name}`"
-            f" -> {first['examples']} examples after down-sampling ({first['negatives']} negative), global batch "
-            f"{options.batch}, one epoch, each run in a fresh process. Tokens: rows x padded width summed over the "
+            f"{'on' if options.checkpointing else 'off'}. Data: first {options.rows} rows of "
+            f"`{Path(options.data).name}` -> {first['examples']} examples after down-sampling "
+            f"({first['negatives']} negative), global batch "
+            f"{options.batch} (CUT: micro-batch {options.micro_batch or options.batch}), one epoch, each run in a "
+            "fresh process. Tokens: rows x padded width summed over the "
             "epoch (what the model computes on). Memory: peak RSS above the start of training.\n\n"
             + common.markdown_table(["method", "epoch s", "optimizer steps", "tokens run", "padding", "peak GiB",
                                      "speed-up vs reference"], table))
-    common.write_result("epoch" + (f"-{options.layers}layers" if options.layers else ""), "One epoch",
+    name = "epoch" + (f"-mb{options.micro_batch}" if options.micro_batch else "") + \
+        (f"-{options.layers}layers" if options.layers else "")
+    common.write_result(name, "One epoch",
                         "python benchmarks/epoch.py " + " ".join(argv), body)
     return 0
 

@@ -79,8 +79,8 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 32 prompts, 1 seed, 1 epoch, no ablations")
     parser.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
-                        help="cpu: 64 prompts x 2 samples, 'no commas', 1 seed, 1 epoch (about 27 min on 2 cores); gpu: 1024 "
-                        "prompts, every constraint kind, 3 seeds, 2 epochs")
+                        help="cpu: 64 prompts x 2 samples, 'no commas', 1 seed, 1 epoch (about 27 min on 2 cores); "
+                        "gpu: 1024 prompts, every constraint kind, 3 seeds, 2 epochs")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: the scale's)")
     parser.add_argument("--methods", default=None,
                         help="comma-separated subset of methods to run (default: all of the scale)")

@@ -12,7 +12,7 @@ from cutalign.data import load_judgments
 from cutalign.data.collator import CUTCollator, pack_views
 from cutalign.data.tokenize import tokenize_dataset
 from cutalign.logprobs import add_token_logprobs_forward
-from cutalign.trainer import CUTTrainer, check_packed_views_stay_apart
+from cutalign.trainer import CUTConfig, CUTTrainer, check_packed_views_stay_apart
 
 
 def uneven_examples(n: int = 8) -> list[dict]:
@@ -76,6 +76,7 @@ def test_padding_free_training_step_equals_padded_step(tmp_path):
         CUTTrainer(model, args, train_dataset=uneven_examples(), processing_class=make_tokenizer()).train()
         return {n: p.detach().clone() for n, p in model.named_parameters()}
 
+    assert CUTConfig(output_dir=str(tmp_path)).padding_free  # the default
     padded, packed = one_step(False), one_step(True)
     start = {n: p.detach() for n, p in make_model("llama", seed=1).named_parameters()}
     for name in padded:
@@ -101,7 +102,7 @@ def test_model_that_ignores_position_restarts_is_refused(tmp_path):
 
 def test_length_column_counts_the_tokens_run_and_feeds_length_grouping(tmp_path):
     def padded_tokens(strategy):
-        args = config(tmp_path, per_device_train_batch_size=4, train_sampling_strategy=strategy)
+        args = config(tmp_path, per_device_train_batch_size=4, train_sampling_strategy=strategy, padding_free=False)
         trainer = CUTTrainer(make_model("llama"), args, train_dataset=uneven_examples(64),
                              processing_class=make_tokenizer())
         return trainer, sum(batch["input_ids"].numel() for batch in trainer.get_train_dataloader())

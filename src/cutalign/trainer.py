@@ -95,9 +95,10 @@ class CUTConfig(TrainingArguments):
         default=1024, metadata={"help": "Response tokens projected through the LM head at once (memory bound)."}
     )
     padding_free: bool = field(
-        default=False,
+        default=True,
         metadata={"help": "Pack the views of a batch into rows without padding (position_ids restart per view; "
-                  "the model's attention keeps views apart, checked at start). One packed row with FlashAttention."},
+                  "the model's attention keeps views apart, checked at start; one packed row with FlashAttention). "
+                  "Never more rows or a wider row than padding; False pads every view to the longest."},
     )
     # Trainer defaults that differ from transformers'
     remove_unused_columns: bool = field(
