@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 from conftest import make_model, make_tokenizer
-from test_trainer import config
+from test_trainer import assert_same_sgd_step, config
 
 from cutalign.data import load_judgments
 from cutalign.data.collator import CUTCollator, pack_views
@@ -69,19 +69,9 @@ def test_packed_batch_scores_equal_padded_batch_scores(kind, single_row):
 
 
 def test_padding_free_training_step_equals_padded_step(tmp_path):
-    def one_step(padding_free):
-        model = make_model("llama", seed=1)
-        args = config(tmp_path, per_device_train_batch_size=8, max_steps=1, optim="sgd", learning_rate=0.5,
-                      threshold=1.0, padding_free=padding_free)
-        CUTTrainer(model, args, train_dataset=uneven_examples(), processing_class=make_tokenizer()).train()
-        return {n: p.detach().clone() for n, p in model.named_parameters()}
-
     assert CUTConfig(output_dir=str(tmp_path)).padding_free  # the default
-    padded, packed = one_step(False), one_step(True)
-    start = {n: p.detach() for n, p in make_model("llama", seed=1).named_parameters()}
-    for name in padded:
-        assert not torch.equal(padded[name], start[name])
-        assert torch.allclose(padded[name], packed[name], atol=1e-6), name
+    assert_same_sgd_step(tmp_path, uneven_examples(), dict(per_device_train_batch_size=8, padding_free=False),
+                         dict(per_device_train_batch_size=8, padding_free=True))
 
 
 def test_model_that_ignores_position_restarts_is_refused(tmp_path):

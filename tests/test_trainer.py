@@ -66,25 +66,30 @@ def test_training_logprobs_match_plain_forward_of_each_view():
                 assert torch.allclose(got, expected, atol=1e-5), (b, key)
 
 
+def assert_same_sgd_step(tmp_path, train_dataset, first: dict, second: dict):
+    """One SGD step from the same start under two sets of config overrides: every parameter moves, and equally."""
+    def one_step(overrides):
+        model = make_model("llama", seed=1)
+        args = config(tmp_path, max_steps=1, optim="sgd", learning_rate=0.5, threshold=1.0, **overrides)
+        CUTTrainer(model, args, train_dataset=train_dataset, processing_class=make_tokenizer()).train()
+        return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    a, b = one_step(first), one_step(second)
+    start = {n: p.detach() for n, p in make_model("llama", seed=1).named_parameters()}
+    for name in a:
+        assert not torch.equal(a[name], start[name])
+        assert torch.allclose(a[name], b[name], atol=1e-6), name
+
+
 def test_normalized_reduction_same_update_for_any_accumulation_split(tmp_path):
     """One optimizer step over 6 examples: batch 6 x 1 accumulation == batch 2 x 3 accumulation steps."""
     uneven = [  # uneven lengths and mixes, so that per-micro-batch averaging would weigh tokens differently
         {"prompt": "Say a number.", "completion": "Seven" + " and more" * (3 * i), "judgment": None if i < 2 else
          "The number is wrong" + "." * i} for i in range(6)
     ]
-    def one_step(batch_size, accumulation):
-        model = make_model("llama", seed=1)
-        args = config(tmp_path, per_device_train_batch_size=batch_size, gradient_accumulation_steps=accumulation,
-                      max_steps=1, optim="sgd", learning_rate=0.5, threshold=1.0, dataloader_drop_last=False)
-        trainer = CUTTrainer(model, args, train_dataset=uneven, processing_class=make_tokenizer())
-        trainer.train()
-        return {n: p.detach().clone() for n, p in model.named_parameters()}
-
-    whole, split = one_step(6, 1), one_step(2, 3)
-    start = {n: p.detach() for n, p in make_model("llama", seed=1).named_parameters()}
-    for name in whole:
-        assert not torch.equal(whole[name], start[name])
-        assert torch.allclose(whole[name], split[name], atol=1e-6), name
+    assert_same_sgd_step(tmp_path, uneven,
+                         dict(per_device_train_batch_size=6, gradient_accumulation_steps=1),
+                         dict(per_device_train_batch_size=2, gradient_accumulation_steps=3, dataloader_drop_last=False))
 
 
 def test_lora_trains_only_adapters_and_saves_reloadable_adapter(tmp_path):
