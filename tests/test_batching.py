@@ -11,8 +11,8 @@ from test_trainer import assert_same_sgd_step, config
 from cutalign.data import load_judgments
 from cutalign.data.collator import CUTCollator, pack_views
 from cutalign.data.tokenize import tokenize_dataset
-from cutalign.logprobs import add_token_logprobs_forward
-from cutalign.trainer import CUTConfig, CUTTrainer, check_packed_views_stay_apart
+from cutalign.logprobs import add_token_logprobs_forward, check_packed_views_stay_apart
+from cutalign.trainer import CUTConfig, CUTTrainer
 
 
 def uneven_examples(n: int = 8) -> list[dict]:

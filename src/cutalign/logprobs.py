@@ -17,6 +17,7 @@ the (possibly DDP/FSDP/PEFT-wrapped) model call: wrappers see a normal forward, 
 from __future__ import annotations
 
 import types
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -151,6 +152,24 @@ def add_token_logprobs_forward(model: PreTrainedModel, chunk_size: int = 1024) -
     return model
 
 
+@contextmanager
+def _eval_mode(model: PreTrainedModel):
+    """Run a start-up check in eval mode (no dropout), then restore the model's mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _random_input_ids(model: PreTrainedModel, length: int) -> torch.Tensor:
+    """(1, length) seeded random token ids on the model's device, for the start-up checks."""
+    head = model.get_output_embeddings().weight
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, head.shape[0], (1, length), generator=generator).to(head.device)
+
+
 @torch.no_grad()
 def check_token_logprobs(model: PreTrainedModel, atol: float = 1e-3) -> None:
     """Check once that the patched path reproduces the model's own logits on a short random sequence.
@@ -158,23 +177,35 @@ def check_token_logprobs(model: PreTrainedModel, atol: float = 1e-3) -> None:
     Models whose logits are not ``lm_head(last_hidden_state)`` (logit soft-capping or scaling, say) would be trained
     on wrong log-probabilities; this turns that into a clear error instead.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        device = model.get_output_embeddings().weight.device
-        vocab = model.get_output_embeddings().weight.shape[0]
-        generator = torch.Generator().manual_seed(0)
-        input_ids = torch.randint(0, vocab, (1, 8), generator=generator).to(device)
+    with _eval_mode(model):
+        input_ids = _random_input_ids(model, 8)
+        device = input_ids.device
         full = torch.log_softmax(model(input_ids=input_ids, use_cache=False).logits.float(), dim=-1)
         positions = torch.tensor([[0, t] for t in range(7)], device=device)
         targets = input_ids[0, 1:]
         fast = model(input_ids=input_ids, score_positions=positions, score_targets=targets).token_logps
         expected = full[0, torch.arange(7, device=device), targets]
-    finally:
-        model.train(was_training)
     if not torch.allclose(fast, expected, atol=atol, rtol=1e-3):
         raise ValueError(
             f"cutalign's label log-probabilities do not reproduce {type(model).__name__}'s logits "
             f"(max difference {(fast - expected).abs().max().item():.3g}); this model applies something after its "
             "LM head (e.g. logit soft-capping or scaling) that cutalign does not support yet."
+        )
+
+
+@torch.no_grad()
+def check_packed_views_stay_apart(model: PreTrainedModel, atol: float = 1e-3) -> None:
+    """Check once that two sequences packed in one row (``position_ids`` restarting, no mask) give the same logits
+    as each alone: the padding-free layout relies on the model's attention reading those restarts as boundaries."""
+    with _eval_mode(model):
+        ids = _random_input_ids(model, 9)
+        position_ids = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 3]], device=ids.device)
+        packed = model(input_ids=ids, position_ids=position_ids, use_cache=False).logits.float()
+        alone = torch.cat([model(input_ids=part, use_cache=False).logits.float() for part in (ids[:, :5], ids[:, 5:])],
+                          dim=1)
+    if not torch.allclose(torch.log_softmax(packed, -1), torch.log_softmax(alone, -1), atol=atol, rtol=1e-3):
+        raise ValueError(
+            f"padding_free=True needs attention that keeps packed sequences apart, and {type(model).__name__} with "
+            f"attn_implementation={model.config._attn_implementation!r} does not (the second of two packed "
+            "sequences sees the first); set padding_free=False or use 'sdpa', 'eager' or FlashAttention."
         )

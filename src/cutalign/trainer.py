@@ -24,7 +24,7 @@ from .data import count_examples, downsample_positives, load_judgments
 from .data.collator import CUTCollator
 from .data.templates import DEFAULT_CHAT_JUDGMENT_TEMPLATE, TEMPLATES
 from .data.tokenize import tokenize_dataset
-from .logprobs import add_token_logprobs_forward, check_token_logprobs
+from .logprobs import add_token_logprobs_forward, check_packed_views_stay_apart, check_token_logprobs
 from .loss import REDUCTIONS, cut_loss
 from .models import load_model, load_tokenizer
 
@@ -309,27 +309,3 @@ class CUTTrainer(Trainer):
                 logs[prefix + key] = sum(values) if key.startswith("tokens") else sum(values) / len(values)
         self._metrics[split].clear()
         super().log(logs, start_time)
-
-
-@torch.no_grad()
-def check_packed_views_stay_apart(model: PreTrainedModel, atol: float = 1e-3) -> None:
-    """Check once that two sequences packed in one row (``position_ids`` restarting, no mask) give the same logits
-    as each alone: the padding-free layout relies on the model's attention reading those restarts as boundaries."""
-    was_training = model.training
-    model.eval()
-    try:
-        device = model.get_output_embeddings().weight.device
-        vocab = model.get_output_embeddings().weight.shape[0]
-        ids = torch.randint(0, vocab, (1, 9), generator=torch.Generator().manual_seed(0)).to(device)
-        first, second = ids[:, :5], ids[:, 5:]
-        position_ids = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 3]], device=device)
-        packed = model(input_ids=ids, position_ids=position_ids, use_cache=False).logits.float()
-        alone = torch.cat([model(input_ids=part, use_cache=False).logits.float() for part in (first, second)], dim=1)
-    finally:
-        model.train(was_training)
-    if not torch.allclose(torch.log_softmax(packed, -1), torch.log_softmax(alone, -1), atol=atol, rtol=1e-3):
-        raise ValueError(
-            f"padding_free=True needs attention that keeps packed sequences apart, and {type(model).__name__} with "
-            f"attn_implementation={model.config._attn_implementation!r} does not (the second of two packed "
-            "sequences sees the first); set padding_free=False or use 'sdpa', 'eager' or FlashAttention."
-        )
