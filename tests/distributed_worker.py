@@ -1,8 +1,10 @@
 """One CUT optimizer step on a tiny model, run by tests/test_distributed.py under `accelerate launch` (or alone).
 
-    python tests/distributed_worker.py OUT_DIR PER_DEVICE_BATCH ACCUMULATION
+    python tests/distributed_worker.py MODEL_DIR OUT_DIR PER_DEVICE_BATCH ACCUMULATION
 
-Writes ``OUT_DIR/rank{N}.pt``: the updated weights, the logged loss and the world size of process N.
+Loads the starting model from MODEL_DIR (see :func:`save_start_model`) and writes ``OUT_DIR/rank{N}.pt``: the
+updated weights (gathered from the shards under DeepSpeed ZeRO-3, on process 0 only), the logged loss and the world
+size of process N.
 """
 
 import sys
@@ -10,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import make_model, make_tokenizer  # noqa: E402
@@ -23,20 +26,38 @@ def uneven_examples() -> list[dict]:
              "judgment": None if i < 2 else "The number is wrong" + "." * i} for i in range(6)]
 
 
-def one_step(out_dir: str, batch_size: int, accumulation: int) -> None:
+def save_start_model(model_dir: Path) -> dict[str, torch.Tensor]:
+    """Save the tiny Llama every run starts from; return its weights.
+
+    Its vocabulary (4,096 x 32 = 131k entries in the embedding and in the head) is over DeepSpeed ZeRO-3's default
+    persistence threshold (1e5 entries), so ZeRO-3 really partitions the LM head, which the label-only head reads
+    outside its module.
+    """
+    model = make_model("llama", vocab_size=4096, seed=1)
+    model.save_pretrained(model_dir)
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def one_step(model_dir: str, out_dir: str, batch_size: int, accumulation: int) -> None:
     torch.set_num_threads(1)
-    model = make_model("llama", seed=1)
     with tempfile.TemporaryDirectory() as output_dir:
+        # The arguments come first: under ZeRO-3 with zero3_init_flag, a model loaded after them is partitioned as
+        # it loads (the path of a model too large for one process).
         args = CUTConfig(
             output_dir=output_dir, per_device_train_batch_size=batch_size, gradient_accumulation_steps=accumulation,
             max_steps=1, optim="sgd", learning_rate=0.5, threshold=1.0, positive_ratio=-1, report_to=[],
             logging_steps=1, save_strategy="no", use_cpu=True, seed=0, lr_scheduler_type="constant",
             disable_tqdm=True, train_sampling_strategy="sequential", dataloader_drop_last=False,
+            # No clipping: it rescales the gradient to norm 1 here, which would hide a wrong overall scale of the
+            # gradient (DeepSpeed's clipping coefficient also differs from torch's by 3e-5 relative).
+            max_grad_norm=0.0,
         )
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         trainer = CUTTrainer(model, args, train_dataset=uneven_examples(), processing_class=make_tokenizer())
         trainer.train()
+    weights = trainer.accelerator.get_state_dict(trainer.model_wrapped) or {}  # ZeRO-3: {} but on process 0
     result = {
-        "weights": {n: p.detach().clone() for n, p in trainer.model.named_parameters()},
+        "weights": {name: value.detach().clone() for name, value in weights.items()},
         "loss": trainer.state.log_history[0]["loss"],
         "world_size": trainer.accelerator.num_processes,
     }
@@ -44,4 +65,4 @@ def one_step(out_dir: str, batch_size: int, accumulation: int) -> None:
 
 
 if __name__ == "__main__":
-    one_step(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    one_step(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

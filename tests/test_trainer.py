@@ -172,12 +172,3 @@ def test_chat_template_mode_trains(tmp_path):
 def test_config_rejects_bad_values(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=message):
         CUTConfig(output_dir=str(tmp_path), **{field: value})
-
-
-def test_deepspeed_zero3_is_refused_with_the_alternatives(monkeypatch, tmp_path):
-    import cutalign.trainer
-
-    monkeypatch.setattr(cutalign.trainer, "is_deepspeed_zero3_enabled", lambda: True)
-    with pytest.raises(ValueError, match="ZeRO-3 is not supported.*zero2.yaml.*fsdp2.yaml"):
-        CUTTrainer(make_model("llama"), CUTConfig(output_dir=str(tmp_path), report_to="none"),
-                   train_dataset=tiny_examples(), processing_class=make_tokenizer())

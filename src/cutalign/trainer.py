@@ -31,6 +31,15 @@ from .models import load_model, load_tokenizer
 logger = logging.getLogger("cutalign")
 
 
+def _partitioned_at_load(model: PreTrainedModel) -> bool:
+    """Whether DeepSpeed ZeRO-3 partitioned the model's weights when it was built (``zero3_init_flag``)."""
+    if not is_deepspeed_zero3_enabled():
+        return False
+    from deepspeed.runtime.zero.partition_parameters import is_zero_param
+
+    return any(is_zero_param(parameter) for parameter in model.parameters())
+
+
 @dataclass
 class CUTConfig(TrainingArguments):
     """Training arguments for :class:`CUTTrainer`: transformers' ``TrainingArguments`` plus the CUT settings.
@@ -170,12 +179,6 @@ class CUTTrainer(Trainer):
         optimizers=(None, None),
     ):
         args = args or CUTConfig(output_dir="cut-output")
-        if is_deepspeed_zero3_enabled():
-            raise ValueError(
-                "DeepSpeed ZeRO-3 is not supported: the label-only log-probabilities read the LM head's weight outside "
-                "its module, where ZeRO-3 keeps it partitioned. Use ZeRO-2 (configs/accelerate/zero2.yaml) or FSDP2 "
-                "(configs/accelerate/fsdp2.yaml)."
-            )
         if isinstance(model, str):
             if processing_class is None:
                 processing_class = load_tokenizer(model)
@@ -191,9 +194,23 @@ class CUTTrainer(Trainer):
 
         base_model = model.get_base_model() if isinstance(model, PeftModel) else model
         add_token_logprobs_forward(base_model, chunk_size=args.logprob_chunk_size)
-        check_token_logprobs(base_model)
-        if args.padding_free:
-            check_packed_views_stay_apart(base_model)
+        if is_deepspeed_zero3_enabled():
+            # The label-only head reads the LM head's weight in the model's own forward, outside the head module
+            # that owns it: ZeRO-3 must gather it for that forward (and its backward) too.
+            import deepspeed
+
+            deepspeed.zero.register_external_parameter(base_model, base_model.get_output_embeddings().weight)
+        if _partitioned_at_load(base_model):
+            logger.warning(
+                "Start-up checks skipped: DeepSpeed ZeRO-3 partitioned the weights as the model loaded "
+                "(zero3_init_flag), so no process can run the model before training starts. They check that the "
+                "label-only log-probabilities equal the model's own%s; run the same model once without "
+                "zero3_init_flag to have them checked.", " and that packed views stay apart" * args.padding_free,
+            )
+        else:
+            check_token_logprobs(base_model)
+            if args.padding_free:
+                check_packed_views_stay_apart(base_model)
         if peft_config is not None:
             if isinstance(model, PeftModel):
                 raise ValueError("the model is already a PeftModel; pass peft_config=None")
