@@ -17,7 +17,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from distributed_worker import one_step, save_start_model  # noqa: E402
+from distributed_worker import fsdp2_gradients, one_step, save_start_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_two_gloo_processes_match_one_process_for_the_same_global_batch(config, 
     command = [sys.executable, "-m", "accelerate.commands.launch",
                "--config_file", str(ROOT / "configs" / "accelerate" / config),
                "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(free_port()),
-               str(ROOT / "tests" / "distributed_worker.py"), str(model_dir), str(tmp_path), "1", "3"]
+               str(ROOT / "tests" / "distributed_worker.py"), "step", str(model_dir), str(tmp_path), "1", "3"]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     # zero3.yaml partitions the weights as the model loads (zero3_init_flag): the trainer must say it skipped the
@@ -66,3 +66,28 @@ def test_two_gloo_processes_match_one_process_for_the_same_global_batch(config, 
         for name, value in reference["weights"].items():
             assert not torch.equal(value, start[name]), name  # the step did move every weight
             assert torch.allclose(result["weights"][name], value, atol=1e-6), name
+
+
+@pytest.mark.slow
+def test_fsdp2_sharded_gradient_equals_the_one_process_gradient(single_process, tmp_path):
+    """FSDP2 (torch's fully_shard, 2 CPU processes): the LM head is sharded, the label-only head reads it inside
+    the root's forward, and the gradient of the split batch equals the one-process gradient."""
+    model_dir = single_process[0]
+    (tmp_path / "single").mkdir()
+    fsdp2_gradients(str(model_dir), str(tmp_path / "single"))
+    reference = torch.load(tmp_path / "single" / "rank0.pt")
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+               "--master-port", str(free_port()), str(ROOT / "tests" / "distributed_worker.py"), "fsdp2",
+               str(model_dir), str(tmp_path)]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+    assert reference["world_size"] == 1 and not reference["head_sharded"]
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        assert result["world_size"] == 2 and result["head_sharded"]
+        assert set(result["gradients"]) == set(reference["gradients"])
+        for name, gradient in reference["gradients"].items():
+            assert gradient.abs().max() > 0, name
+            torch.testing.assert_close(result["gradients"][name], gradient, rtol=1e-4, atol=1e-7, msg=name)
