@@ -29,6 +29,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def launch(command: list[str]) -> str:
+    """Run a multi-process launcher command on the CPU; return its stderr (the processes' logs)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    completed = subprocess.run([sys.executable, "-m", *command], env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stderr
+
+
 @pytest.fixture(scope="module")
 def single_process(tmp_path_factory):
     """The starting model and one single-process step on the whole global batch (6 examples, no accumulation)."""
@@ -44,23 +52,19 @@ def test_two_gloo_processes_match_one_process_for_the_same_global_batch(config, 
     if config.startswith("zero"):
         pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (make install installs it)")
     model_dir, start, reference = single_process
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    command = [sys.executable, "-m", "accelerate.commands.launch",
-               "--config_file", str(ROOT / "configs" / "accelerate" / config),
-               "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(free_port()),
-               str(ROOT / "tests" / "distributed_worker.py"), "step", str(model_dir), str(tmp_path), "1", "3"]
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    logs = launch(["accelerate.commands.launch", "--config_file", str(ROOT / "configs" / "accelerate" / config),
+                   "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(free_port()),
+                   str(ROOT / "tests" / "distributed_worker.py"), "step", str(model_dir), str(tmp_path), "1", "3"])
     # zero3.yaml partitions the weights as the model loads (zero3_init_flag): the trainer must say it skipped the
     # start-up checks that need the whole model; with the other configs they run.
-    assert ("Start-up checks skipped" in completed.stderr) == (config == "zero3.yaml")
+    assert ("Start-up checks skipped" in logs) == (config == "zero3.yaml")
 
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
     assert reference["world_size"] == 1
     for result in ranks:
         assert result["world_size"] == 2
         assert result["loss"] == pytest.approx(reference["loss"], rel=1e-5)
-    # Under ZeRO-3 only process 0 gathers the full weights; the other processes hold the same shards' updates.
+    # Under ZeRO-3 only process 0 gathers the full weights; the other process saves none.
     for result in ranks if config != "zero3.yaml" else ranks[:1]:
         assert set(result["weights"]) == set(reference["weights"])
         for name, value in reference["weights"].items():
@@ -76,12 +80,8 @@ def test_fsdp2_sharded_gradient_equals_the_one_process_gradient(single_process, 
     (tmp_path / "single").mkdir()
     fsdp2_gradients(str(model_dir), str(tmp_path / "single"))
     reference = torch.load(tmp_path / "single" / "rank0.pt")
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-               "--master-port", str(free_port()), str(ROOT / "tests" / "distributed_worker.py"), "fsdp2",
-               str(model_dir), str(tmp_path)]
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    launch(["torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
+            str(ROOT / "tests" / "distributed_worker.py"), "fsdp2", str(model_dir), str(tmp_path)])
 
     assert reference["world_size"] == 1 and not reference["head_sharded"]
     for rank in (0, 1):
