@@ -42,7 +42,7 @@ def worker(spec: dict) -> dict:
 
     import step_cost
     from cutalign.data import load_judgments
-    from cutalign.trainer import CUTConfig, CUTTrainer
+    from cutalign import CUTConfig, CUTTrainer
 
     torch.manual_seed(0)
     directory = common.model_dir(spec["layers"])

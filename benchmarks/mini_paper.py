@@ -58,7 +58,7 @@ CUT_RECIPES = {
 ABLATIONS = {
     **{f"cut-p+ul λ={t}": {**CUT_RECIPES["cut-p+ul"], "threshold": t} for t in (1.0, 1.2, 1.5)},
     "cut-p+ul α=0.5": {**CUT_RECIPES["cut-p+ul"], "alpha": 0.5},
-    "cut-reference no UL": {**REFERENCE, "unlikelihood_weight": 0.0},
+    "cut-reference no UL": {**REFERENCE, "alpha": 0.0},
     "cut-reference all positives": {**REFERENCE, "positive_ratio": -1},
 }
 BASELINES = METHODS
@@ -149,7 +149,7 @@ def train(method, base_model, tokenizer, rows, args, scale, seed, run_dir):
     model = get_peft_model(copy.deepcopy(base_model), lora_config())
     targs = training_args(args, scale, seed, run_dir)
     if method in CUT_RECIPES or method in ABLATIONS:
-        from cutalign.trainer import CUTConfig, CUTTrainer
+        from cutalign import CUTConfig, CUTTrainer
 
         recipe = {**CUT_RECIPES, **ABLATIONS}[method]
         config = CUTConfig(**targs, template="chat", max_length=1024, **recipe)

@@ -89,7 +89,7 @@ def reference_trainer_class():
             token_logps = logps[rows, positions.clamp(max=logps.shape[1] - 1), inputs["targets"]]
             mask = inputs["target_mask"]
             mle, plain = token_logps[0:1], token_logps[1:2]
-            return cut_loss(mle, plain, mask[0:1], inputs["negative"], reduction="reference").loss
+            return cut_loss(mle, plain, mask[0:1], inputs["negative"], threshold=1.1, alpha=1.0, reduction="reference").loss
 
     return ReferenceTrainer
 
@@ -147,7 +147,7 @@ def build_trainer(spec: dict, output_dir: str, callback):
         raise ValueError(f"pairs={pairs}: only 'cut' and 'sft' take more than one pair per step")
 
     if method == "cut":
-        from cutalign.trainer import CUTConfig, CUTTrainer
+        from cutalign import CUTConfig, CUTTrainer
 
         args = training_args(CUTConfig, spec, output_dir, per_device_train_batch_size=2 * pairs, positive_ratio=-1)
         text = [{"prompt": "Hi.", "completion": "Hello.", "judgment": None}]

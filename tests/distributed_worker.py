@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import make_model, make_tokenizer  # noqa: E402
 
-from cutalign.trainer import CUTConfig, CUTTrainer  # noqa: E402
+from cutalign import CUTConfig, CUTTrainer  # noqa: E402
 
 
 def uneven_examples() -> list[dict]:

@@ -12,7 +12,7 @@ from cutalign.data import load_judgments
 from cutalign.data.collator import CUTCollator, pack_views
 from cutalign.data.tokenize import tokenize_dataset
 from cutalign.logprobs import add_token_logprobs_forward, check_packed_views_stay_apart
-from cutalign.trainer import CUTConfig, CUTTrainer
+from cutalign import CUTConfig, CUTTrainer
 
 
 def uneven_examples(n: int = 8) -> list[dict]:

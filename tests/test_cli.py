@@ -56,7 +56,7 @@ def test_command_line_values_override_the_yaml(tmp_path, data_file):
     from cutalign.train_cli import parse_options
 
     config = write_config(tmp_path, train_data=str(data_file), threshold=1.5, output_dir=str(tmp_path / "o"))
-    script, cut = parse_options(["--config", str(config), "--threshold", "1.3", "--alpha", "0.5"])
+    _, script, cut = parse_options(["--config", str(config), "--threshold", "1.3", "--alpha", "0.5"])
     assert cut.threshold == 1.3 and cut.alpha == 0.5 and script.train_data == str(data_file)
 
 

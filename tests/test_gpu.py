@@ -7,7 +7,7 @@ import torch
 from conftest import make_model, make_tokenizer, tiny_examples
 from peft import LoraConfig
 
-from cutalign.trainer import CUTConfig, CUTTrainer
+from cutalign import CUTConfig, CUTTrainer
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -26,7 +26,7 @@ def label_logps(logits, targets):
 
 
 def naive_reference(judgment_logits, plain_logits, targets, mask, negative, threshold, alpha,
-                    wp=1.0, wn=1.0, wu=1.0, wul=1.0):
+                    wp=1.0, wn=1.0, wu=1.0):
     """Token by token, with probabilities from a full softmax, as in wwxu21/CUT's modeling_llama_unlikelihood."""
     pj = torch.softmax(judgment_logits, -1)
     pp = torch.softmax(plain_logits, -1)
@@ -41,7 +41,7 @@ def naive_reference(judgment_logits, plain_logits, targets, mask, negative, thre
             if negative[b]:
                 p_plain = pp[b, t, y]
                 if pj[b, t, y] / p_plain > threshold:
-                    ul_terms.append(-alpha * wul * torch.log(1 - p_plain))
+                    ul_terms.append(-alpha * torch.log(1 - p_plain))
                 else:
                     ul_terms.append(-wu * torch.log(p_plain))
     nll = torch.stack(nll_terms).mean()
@@ -51,10 +51,24 @@ def naive_reference(judgment_logits, plain_logits, targets, mask, negative, thre
 
 
 def cut_on(views, **kwargs):
+    """cut_loss on the views, with the reference settings unless ``kwargs`` say otherwise."""
+    return cut_loss(*_loss_inputs(views), **{"threshold": 1.1, "alpha": 1.0, "reduction": "reference", **kwargs})
+
+
+def test_threshold_alpha_and_reduction_are_required():
+    """No defaults in the loss function: CUTConfig is the one place they are declared."""
+    views = random_views(seed=0)
+    for missing in ("threshold", "alpha", "reduction"):
+        settings = {"threshold": 1.1, "alpha": 1.0, "reduction": "reference"}
+        del settings[missing]
+        with pytest.raises(TypeError, match=missing):
+            cut_loss(*_loss_inputs(views), **settings)
+
+
+def _loss_inputs(views):
     judgment_logits, plain_logits, targets, mask, negative = views
     plain = label_logps(plain_logits, targets)
-    mle = torch.where(negative[:, None], label_logps(judgment_logits, targets), plain)
-    return cut_loss(mle, plain, mask, negative, **kwargs)
+    return torch.where(negative[:, None], label_logps(judgment_logits, targets), plain), plain, mask, negative
 
 
 @pytest.mark.parametrize("threshold,alpha", [(1.1, 1.0), (1.2, 0.5), (1.0, 1.0), (0.5, 2.0), (1e9, 1.0)])
@@ -78,10 +92,10 @@ def test_normalized_reduction_matches_naive_sum():
 
 def test_weights_match_naive():
     views = random_views(B=6, seed=4)
-    weights = dict(wp=0.3, wn=0.0, wu=0.5, wul=2.0)
+    weights = dict(wp=0.3, wn=0.0, wu=0.5)
     expected, _, _ = naive_reference(*views, threshold=1.05, alpha=1.0, **weights)
     got = cut_on(views, threshold=1.05, alpha=1.0, reduction="reference", align_p_weight=0.3, align_n_weight=0.0,
-                 unflagged_weight=0.5, unlikelihood_weight=2.0)
+                 unflagged_weight=0.5)
     assert torch.allclose(got.loss, expected, atol=1e-9)
 
 
@@ -123,7 +137,7 @@ def test_certain_tokens_stay_finite():
     plain = torch.tensor([[0.0, -1e-12, -1e-30, -0.5]], requires_grad=True)
     mle = torch.tensor([[5.0, 5.0, 5.0, 5.0]], requires_grad=True)  # ratio huge: every token flagged
     mask = torch.ones(1, 4, dtype=torch.bool)
-    out = cut_loss(mle, plain, mask, torch.tensor([True]), threshold=1.1, alpha=1.0)
+    out = cut_loss(mle, plain, mask, torch.tensor([True]), threshold=1.1, alpha=1.0, reduction="reference")
     assert out.num_flagged_tokens == 4
     out.loss.backward()
     assert torch.isfinite(out.loss)
@@ -151,7 +165,7 @@ def test_padding_values_never_leak():
     plain = label_logps(plain_logits, targets).masked_fill(~mask, float("nan")).requires_grad_()
     mle = torch.where(negative[:, None], label_logps(views[0], targets), plain.detach()).masked_fill(
         ~mask, float("-inf"))
-    dirty = cut_loss(mle, plain, mask, negative)
+    dirty = cut_loss(mle, plain, mask, negative, threshold=1.1, alpha=1.0, reduction="reference")
     dirty.loss.backward()
     assert torch.allclose(dirty.loss, clean.loss)
     assert torch.isfinite(plain.grad).all()
@@ -189,8 +203,8 @@ def test_shape_and_reduction_errors():
     x = torch.zeros(2, 3)
     m = torch.ones(2, 3, dtype=torch.bool)
     with pytest.raises(ValueError, match="reduction must be one of"):
-        cut_loss(x, x, m, torch.tensor([True, False]), reduction="mean")
+        cut_loss(x, x, m, torch.tensor([True, False]), threshold=1.1, alpha=1.0, reduction="mean")
     with pytest.raises(ValueError, match="same \\(B, T\\) shape"):
-        cut_loss(x, torch.zeros(2, 4), m, torch.tensor([True, False]))
+        cut_loss(x, torch.zeros(2, 4), m, torch.tensor([True, False]), threshold=1.1, alpha=1.0, reduction="reference")
     with pytest.raises(ValueError, match="negative must have shape"):
-        cut_loss(x, x, m, torch.tensor([True]))
+        cut_loss(x, x, m, torch.tensor([True]), threshold=1.1, alpha=1.0, reduction="reference")

@@ -26,8 +26,9 @@ def make_config(run_dir, **overrides):
         "generation": {"max_new_tokens": 6, "temperature": 1.0, "batch_size": 4},
         "eval": {"size": 3, "max_new_tokens": 4, "batch_size": 4},
         "judge": {"kind": "rule"},
-        "training": {"epochs": 1, "batch_size": 2, "positive_ratio": -1.0, "lora_r": 2, "lora_alpha": 4,
-                     "lora_target_modules": ["q_proj", "v_proj"], "max_length": 128},
+        "model": {"lora_r": 2, "lora_alpha": 4, "lora_target_modules": ["q_proj", "v_proj"]},
+        "training": {"num_train_epochs": 1, "per_device_train_batch_size": 2, "positive_ratio": -1.0,
+                     "max_length": 128, "template": "chat", "learning_rate": 3e-4},
     }
     raw.update(overrides)
     return config_from_dict(raw)
@@ -292,5 +293,32 @@ def test_human_judge_in_the_loop(tmp_path):
 def test_bad_scheduler_is_a_config_error(tmp_path):
     path = tmp_path / "online.yaml"
     path.write_text("judge: {kind: rule}\ntraining: {lr_scheduler_type: cosine_typo}\n")
-    with pytest.raises(UsageError, match="training.lr_scheduler_type must be one of .*constant"):
+    with pytest.raises(UsageError, match="training: .*cosine_typo"):
+        load_config(path)
+
+
+def test_training_section_is_a_cutconfig_override_map(tmp_path):
+    """Any CUTConfig field works in training: (also ones the loop never names); typos and loop-owned keys do not."""
+    path = tmp_path / "online.yaml"
+    path.write_text("judge: {kind: rule}\ntraining: {gradient_checkpointing: true, learning_rate: 3e-4, "
+                    "threshold: 1.3}\n")
+    config = load_config(path)
+    args = config.cut_config(output_dir=str(tmp_path / "t"), seed=5)
+    assert args.gradient_checkpointing and args.learning_rate == 3e-4 and args.threshold == 1.3 and args.seed == 5
+    assert args.save_strategy == "no"  # the loop's default, which training: may override
+    for text, message in (("{threshhold: 1.2}", "unknown key training.threshhold.*did you mean threshold"),
+                          ("{output_dir: x}", "training.output_dir is set by the loop"),
+                          ("{threshold: -1}", "threshold must be > 0"),
+                          ("{alpha: fast}", "training.alpha must be a number")):
+        path.write_text(f"judge: {{kind: rule}}\ntraining: {text}\n")
+        with pytest.raises(UsageError, match=message):
+            load_config(path)
+
+
+def test_model_section_is_a_model_config(tmp_path):
+    path = tmp_path / "online.yaml"
+    path.write_text("judge: {kind: rule}\nmodel: default\n")
+    assert load_config(path).model.model == "default"
+    path.write_text("judge: {kind: rule}\nmodel: {lora_r: 0}\n")
+    with pytest.raises(UsageError, match="lora_r and lora_alpha must be >= 1"):
         load_config(path)

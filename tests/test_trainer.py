@@ -10,7 +10,7 @@ from cutalign.data.tokenize import tokenize_dataset
 from cutalign.data import load_judgments
 from cutalign.logprobs import add_token_logprobs_forward
 from cutalign.models import load_model
-from cutalign.trainer import CUTConfig, CUTTrainer
+from cutalign import CUTConfig, CUTTrainer
 
 
 def config(tmp_path, **overrides):

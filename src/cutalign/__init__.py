@@ -8,7 +8,8 @@
 from .data import DataError, downsample_positives, load_judgments
 from .loss import CUTLossOutput, cut_loss
 from .models import load_model, load_tokenizer
-from .trainer import CUTConfig, CUTTrainer
+from .config import CUTConfig, ModelConfig
+from .trainer import CUTTrainer
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,7 @@ __all__ = [
     "CUTLossOutput",
     "CUTTrainer",
     "DataError",
+    "ModelConfig",
     "cut_loss",
     "downsample_positives",
     "load_judgments",

@@ -7,10 +7,11 @@
    prompts again.
 3. Print the held-out pass rate per round and before / after with 95% intervals.
 
-It is :func:`cutalign.online.run_online` with a built-in config (``demo_config``), so the output directory is an
-online run directory: run the same command again and it resumes; raise ``--rounds`` and it continues. The loss mix
-is the one the measurements on this model support (README, "Which loss mix"): Align-P MLE plus the unlikelihood of
-the tokens the judgment flags, with the Align-N MLE term and the MLE on unflagged tokens of negatives switched off.
+It is :func:`cutalign.online.run_online` with the shipped ``online-rule`` config (the demo's flags override a few
+of its keys), so the output directory is an online run directory: run the same command again and it resumes; raise
+``--rounds`` and it continues. The loss mix is that config's, the one the measurements on this model support
+(docs/method.md, "Which loss mix"): Align-P MLE plus the unlikelihood of the tokens the judgment flags, with the
+Align-N MLE term and the MLE on unflagged tokens of negatives switched off.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from pathlib import Path
 from .io import read_json, write_json, write_jsonl
 from .tasks import KINDS
 
-DEMO_LOSS = {"threshold": 1.1, "alpha": 1.0, "align_p_weight": 1.0, "align_n_weight": 0.0,
-             "unflagged_weight": 0.0, "unlikelihood_weight": 1.0, "positive_ratio": -1}
+LOSS_KEYS = ("threshold", "alpha", "reduction", "align_p_weight", "align_n_weight", "unflagged_weight",
+             "positive_ratio")
+"""The loss settings recorded in the demo's metrics.json."""
+
+DEMO_CONFIG = "online-rule"
 
 
 def add_parser(subparsers) -> None:
@@ -48,19 +52,21 @@ def add_parser(subparsers) -> None:
 
 
 def demo_config(args):
-    """The online-loop config of the demo: rule judge, chat template, LoRA, the demo's loss mix."""
+    """The shipped ``online-rule`` config with the demo's flags applied."""
+    import yaml
+
+    from .config import config_file
     from .online.config import config_from_dict
 
-    return config_from_dict({
-        "run_dir": args.output_dir, "model": args.model, "seed": args.seed, "rounds": args.rounds,
-        "prompts_per_round": args.prompts_per_round, "template": "chat",
-        "task": {"kinds": list(args.kinds)},
-        "generation": {"max_new_tokens": args.max_new_tokens, "temperature": 0.8, "batch_size": 16},
-        "eval": {"size": args.heldout_prompts, "max_new_tokens": args.max_new_tokens, "batch_size": 16},
-        "judge": {"kind": "rule"},
-        "training": {"learning_rate": args.learning_rate, "lr_scheduler_type": "constant", "epochs": args.epochs,
-                     "batch_size": 4, "max_length": 512, **DEMO_LOSS},
-    }, source="cutalign demo")
+    path = config_file(DEMO_CONFIG)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw.update(run_dir=args.output_dir, seed=args.seed, rounds=args.rounds, prompts_per_round=args.prompts_per_round)
+    raw["model"]["model"] = args.model
+    raw["task"]["kinds"] = list(args.kinds)
+    raw["generation"]["max_new_tokens"] = raw["eval"]["max_new_tokens"] = args.max_new_tokens
+    raw["eval"]["size"] = args.heldout_prompts
+    raw["training"].update(learning_rate=args.learning_rate, num_train_epochs=args.epochs)
+    return config_from_dict(raw, source=f"cutalign demo ({path})")
 
 
 def run(args) -> int:
@@ -68,7 +74,7 @@ def run(args) -> int:
 
     config = demo_config(args)
     out = Path(config.run_dir)
-    print(f"cutalign demo: {config.rounds} round(s) of online CUT on {config.model!r}, rule judge, run directory "
+    print(f"cutalign demo: {config.rounds} round(s) of online CUT on {config.model.model!r}, rule judge, run directory "
           f"{out}/")
     summary = run_online(config, progress=not args.no_progress)
     first, last = summary["rounds"][0], summary["rounds"][-1]
@@ -76,7 +82,8 @@ def run(args) -> int:
     for name, index in (("heldout_before.jsonl", first["round"]), ("heldout_after.jsonl", last["round"])):
         evaluation = read_json(round_dir(out, index) / "eval.json")
         write_jsonl(out / name, [{"id": f"heldout-{i}", **row} for i, row in enumerate(evaluation["responses"])])
-    metrics = {"model": config.model, "kinds": list(args.kinds), "seed": args.seed, "loss": DEMO_LOSS,
+    loss = {k: v for k, v in config.training.items() if k in LOSS_KEYS}
+    metrics = {"model": config.model.model, "kinds": list(args.kinds), "seed": args.seed, "loss": loss,
                "rounds": config.rounds, "before": first["heldout"], "after": last["heldout"],
                "per_round": [{"round": r["round"], "pass_rate": r["heldout"]["pass_rate"]} for r in summary["rounds"]]}
     write_json(out / "metrics.json", metrics)

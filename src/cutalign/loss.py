@@ -70,15 +70,14 @@ def cut_loss(
     plain_logps: torch.Tensor,
     mask: torch.Tensor,
     negative: torch.Tensor,
-    threshold: float = 1.1,
-    alpha: float = 1.0,
-    reduction: str = "reference",
     *,
+    threshold: float,
+    alpha: float,
+    reduction: str,
     num_items_in_batch: int | torch.Tensor | None = None,
     align_p_weight: float = 1.0,
     align_n_weight: float = 1.0,
     unflagged_weight: float = 1.0,
-    unlikelihood_weight: float = 1.0,
 ) -> CUTLossOutput:
     """The CUT loss of one (micro-)batch.
 
@@ -105,9 +104,10 @@ def cut_loss(
         align_p_weight: weight of the MLE term of positive rows (Align-P).
         align_n_weight: weight of the MLE term of negative rows under the judgment prompt (Align-N).
         unflagged_weight: weight of ``-log p(y_t|x)`` on the unflagged tokens of negative rows (Misalign MLE).
-        unlikelihood_weight: extra weight on the unlikelihood term of flagged tokens (multiplies ``alpha``).
 
-    The default weights (all 1) reproduce the reference mix.
+    ``threshold``, ``alpha`` and ``reduction`` have no defaults here: :class:`cutalign.CUTConfig` declares them (and
+    the reference values), so the function and the trainer cannot drift apart. The default weights (all 1) are the
+    reference mix.
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -134,7 +134,7 @@ def cut_loss(
     mle_terms = -mle_logps * mle_weight * mask
     misalign_terms = torch.where(
         flagged,
-        -(alpha * unlikelihood_weight) * log1m_exp(plain_logps),
+        -alpha * log1m_exp(plain_logps),
         -unflagged_weight * plain_logps * unflagged,
     )
     misalign_terms = misalign_terms * negative_tokens

@@ -26,23 +26,11 @@ logger = logging.getLogger("cutalign")
 
 @dataclass
 class TrainScriptArguments:
-    """What to train and on what (the rest of the options are CUTConfig's)."""
+    """The data to train on (the model is ModelConfig's, the rest of the options are CUTConfig's)."""
 
-    model: str = field(default="default", metadata={
-        "help": "model to train: a hub name, a directory, a saved adapter, or 'default' (embedded SmolLM2-135M)"})
     train_data: str | None = field(default=None, metadata={
         "help": "judgment data: reference JSON/JSONL or canonical JSONL/CSV/Parquet (prompt, completion, judgment)"})
     eval_data: str | None = field(default=None, metadata={"help": "optional evaluation data, same formats"})
-    lora: bool = field(default=True, metadata={"help": "train LoRA adapters (true) or the full model (false)"})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"],
-        metadata={"help": "module names that get LoRA adapters"},
-    )
-    load_in_4bit: bool = field(default=False, metadata={
-        "help": "QLoRA: load the base model in 4-bit NF4 with bitsandbytes (needs a CUDA GPU and bitsandbytes)"})
 
 
 def add_parser(subparsers) -> None:
@@ -60,9 +48,9 @@ def add_parser(subparsers) -> None:
 def _argument_parser():
     from transformers import HfArgumentParser
 
-    from .trainer import CUTConfig
+    from .config import CUTConfig, ModelConfig
 
-    parser = HfArgumentParser((TrainScriptArguments, CUTConfig), prog="cutalign train")
+    parser = HfArgumentParser((ModelConfig, TrainScriptArguments, CUTConfig), prog="cutalign train")
     parser.add_argument("--config", default=None, help="YAML file with any of the options below")
     return parser
 
@@ -104,7 +92,7 @@ def _suggest(key: str, known: set[str]) -> str:
 
 
 def parse_options(argv: list[str]):
-    """(TrainScriptArguments, CUTConfig) from `--config FILE` plus `--key value` overrides."""
+    """(ModelConfig, TrainScriptArguments, CUTConfig) from `--config FILE` plus `--key value` overrides."""
     parser = _argument_parser()
     known = {action.dest for action in parser._actions if action.dest != "help"}
     config_file = None
@@ -116,53 +104,34 @@ def parse_options(argv: list[str]):
         argv = argv[:index] + argv[index + 2:]
     full = (_yaml_to_argv(config_file, known) if config_file else []) + argv
     # Returns the two dataclasses, a namespace holding --config, and the unparsed strings.
-    script, config, _, unknown = parser.parse_args_into_dataclasses(args=full, return_remaining_strings=True)
+    model, script, config, _, unknown = parser.parse_args_into_dataclasses(args=full, return_remaining_strings=True)
     if unknown:
         names = [u for u in unknown if u.startswith("--")]
         hint = _suggest(names[0].lstrip("-"), known) if names else ""
         raise UsageError(f"unknown option(s) {' '.join(unknown)}{hint}")
     if script.train_data is None:
         raise UsageError("train_data is required (in the config or as --train_data FILE)")
-    return script, config
-
-
-def _quantization_config():
-    import torch
-
-    if not torch.cuda.is_available():
-        raise UsageError("load_in_4bit (QLoRA) needs a CUDA GPU; none is available")
-    try:
-        from transformers import BitsAndBytesConfig
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        raise UsageError("load_in_4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes") from None
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+    return model, script, config
 
 
 def run(args) -> int:
     if "--help" in args.options or "-h" in args.options:
         _argument_parser().print_help()
         return 0
-    script, config = parse_options(args.options)
-    return train(script, config)
+    model, script, config = parse_options(args.options)
+    return train(model, script, config)
 
 
-def train(script: TrainScriptArguments, config) -> int:
-    from peft import LoraConfig
-
+def train(model, script: TrainScriptArguments, config) -> int:
     from .data import load_judgments
     from .trainer import CUTTrainer
 
     train_data = load_judgments(script.train_data)  # validate before loading the model
     eval_data = load_judgments(script.eval_data) if script.eval_data else None
-    if script.load_in_4bit:
-        config.model_init_kwargs = {**(config.model_init_kwargs or {}), "quantization_config": _quantization_config()}
-    peft_config = None
-    if script.lora:
-        peft_config = LoraConfig(r=script.lora_r, lora_alpha=script.lora_alpha, lora_dropout=script.lora_dropout,
-                                 target_modules=script.lora_target_modules, task_type="CAUSAL_LM")
-    trainer = CUTTrainer(script.model, config, train_dataset=train_data, eval_dataset=eval_data,
-                         peft_config=peft_config)
+    if model.load_in_4bit:
+        config.model_init_kwargs = {**(config.model_init_kwargs or {}), **model.model_init_kwargs()}
+    trainer = CUTTrainer(model.model, config, train_dataset=train_data, eval_dataset=eval_data,
+                         peft_config=model.peft_config())
     result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model(config.output_dir)
     if trainer.is_world_process_zero():
@@ -171,7 +140,7 @@ def train(script: TrainScriptArguments, config) -> int:
         if eval_data is not None:
             report["eval"] = trainer.evaluate()
         write_json(Path(config.output_dir) / "cutalign_metrics.json", report)
-        print(f"saved the {'adapter' if script.lora else 'model'} and tokenizer to {config.output_dir}")
+        print(f"saved the {'adapter' if model.lora else 'model'} and tokenizer to {config.output_dir}")
     return 0
 
 

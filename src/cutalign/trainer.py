@@ -1,4 +1,4 @@
-"""CUTConfig and CUTTrainer: CUT as a ``transformers.Trainer``.
+"""CUTTrainer: CUT as a ``transformers.Trainer`` (its settings are :class:`cutalign.config.CUTConfig`).
 
 One forward per step runs the plain view of every example and the judgment view of the negative examples
 (:mod:`cutalign.data.collator`); the patched model forward (:mod:`cutalign.logprobs`) returns only the
@@ -9,23 +9,20 @@ logging) is the Trainer's.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from peft import PeftConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
-from transformers import PreTrainedModel, Trainer, TrainingArguments
+from transformers import PreTrainedModel, Trainer
 from transformers.integrations import is_deepspeed_zero3_enabled
 
+from .config import CUTConfig
 from .data import count_examples, downsample_positives, load_judgments
 from .data.collator import CUTCollator
-from .data.templates import DEFAULT_CHAT_JUDGMENT_TEMPLATE, TEMPLATES
 from .data.tokenize import tokenize_dataset
 from .logprobs import add_token_logprobs_forward, check_packed_views_stay_apart, check_token_logprobs
-from .loss import REDUCTIONS, cut_loss
+from .loss import cut_loss
 from .models import load_model, load_tokenizer
 
 logger = logging.getLogger("cutalign")
@@ -38,116 +35,6 @@ def _partitioned_at_load(model: PreTrainedModel) -> bool:
     from deepspeed.runtime.zero.partition_parameters import is_zero_param
 
     return any(is_zero_param(parameter) for parameter in model.parameters())
-
-
-@dataclass
-class CUTConfig(TrainingArguments):
-    """Training arguments for :class:`CUTTrainer`: transformers' ``TrainingArguments`` plus the CUT settings.
-
-    Defaults follow the reference implementation's online setting (λ = 1.1, α = 1, Alpaca templates, every loss
-    part weighted 1), except the reduction, which defaults to the token-normalized one whose gradient does not
-    depend on how a batch is split (``reduction="reference"`` restores the reference averaging).
-    """
-
-    # The CUT loss
-    threshold: float = field(
-        default=1.1,
-        metadata={"help": "λ: a response token of a negative example is flagged (gets unlikelihood) when "
-                  "p(y_t|x,j) / p(y_t|x) > threshold. Reference: 1.1 online, 1.2 offline."},
-    )
-    alpha: float = field(
-        default=1.0, metadata={"help": "α: weight of the unlikelihood term. Reference: 1 online, 0.5 offline."}
-    )
-    reduction: str = field(
-        default="normalized",
-        metadata={"help": "'normalized' (sum of token terms / tokens in the optimizer batch: invariant to "
-                  "micro-batching) or 'reference' ((mean MLE + mean Misalign) / 2 per micro-batch, as wwxu21/CUT)."},
-    )
-    align_p_weight: float = field(default=1.0, metadata={"help": "Weight of MLE on positive examples (Align-P)."})
-    align_n_weight: float = field(
-        default=1.0, metadata={"help": "Weight of MLE on negative examples under their judgment (Align-N)."}
-    )
-    unflagged_weight: float = field(
-        default=1.0, metadata={"help": "Weight of MLE on the unflagged tokens of negatives, plain view (Misalign)."}
-    )
-    unlikelihood_weight: float = field(
-        default=1.0, metadata={"help": "Extra weight on the unlikelihood of flagged tokens (multiplies alpha)."}
-    )
-    # The data
-    positive_ratio: float = field(
-        default=0.25,
-        metadata={"help": "Keep at most positive_ratio x (number of negatives) positive examples, sampled under "
-                  "the seed. A negative value keeps all. Reference: 0.25."},
-    )
-    positive_score: float = field(
-        default=7.0, metadata={"help": "Examples with score >= positive_score count as positive (reference: 7)."}
-    )
-    max_length: int = field(
-        default=1024,
-        metadata={"help": "Maximum tokens per view; longer prompts are cut from the left, responses never."},
-    )
-    template: str = field(
-        default="alpaca",
-        metadata={"help": "'alpaca' (the reference templates) or 'chat' (the tokenizer's chat template)."},
-    )
-    chat_judgment_template: str = field(
-        default=DEFAULT_CHAT_JUDGMENT_TEMPLATE,
-        metadata={"help": "With template='chat': how the judgment joins the last user turn ({content}, {judgment})."},
-    )
-    # The model
-    model_init_kwargs: dict[str, Any] | str | None = field(
-        default=None,
-        metadata={"help": "Keyword arguments for from_pretrained when the model is given by name (a dict, or JSON "
-                  "on the command line), e.g. {\"dtype\": \"bfloat16\"}."},
-    )
-    logprob_chunk_size: int = field(
-        default=1024, metadata={"help": "Response tokens projected through the LM head at once (memory bound)."}
-    )
-    padding_free: bool = field(
-        default=True,
-        metadata={"help": "Pack the views of a batch into rows without padding (position_ids restart per view; "
-                  "the model's attention keeps views apart, checked at start; one packed row with FlashAttention). "
-                  "Never more rows or a wider row than padding; False pads every view to the longest."},
-    )
-    # Trainer defaults that differ from transformers'
-    remove_unused_columns: bool = field(
-        default=False, metadata={"help": "Kept False: the collator needs the tokenized view columns."}
-    )
-
-    def __post_init__(self):
-        if isinstance(self.model_init_kwargs, str):
-            self.model_init_kwargs = json.loads(self.model_init_kwargs)
-        super().__post_init__()
-        problems = []
-        if not self.threshold > 0:
-            problems.append(f"threshold must be > 0 (a ratio of probabilities), got {self.threshold}")
-        if self.alpha < 0:
-            problems.append(f"alpha must be >= 0, got {self.alpha}")
-        for name in ("align_p_weight", "align_n_weight", "unflagged_weight", "unlikelihood_weight"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.reduction not in REDUCTIONS:
-            problems.append(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
-        if self.template not in TEMPLATES:
-            problems.append(f"template must be one of {TEMPLATES}, got {self.template!r}")
-        if self.max_length < 2:
-            problems.append(f"max_length must be >= 2, got {self.max_length}")
-        if self.logprob_chunk_size < 1:
-            problems.append(f"logprob_chunk_size must be >= 1, got {self.logprob_chunk_size}")
-        for placeholder in ("{content}", "{judgment}"):
-            if placeholder not in self.chat_judgment_template:
-                problems.append(f"chat_judgment_template must contain {placeholder}")
-        if problems:
-            raise ValueError("invalid CUTConfig: " + "; ".join(problems))
-
-    def loss_weights(self) -> dict[str, float]:
-        """The keyword weights of :func:`cutalign.loss.cut_loss`."""
-        return {
-            "align_p_weight": self.align_p_weight,
-            "align_n_weight": self.align_n_weight,
-            "unflagged_weight": self.unflagged_weight,
-            "unlikelihood_weight": self.unlikelihood_weight,
-        }
 
 
 class CUTTrainer(Trainer):
@@ -283,11 +170,8 @@ class CUTTrainer(Trainer):
             plain_logps,
             mask,
             negative,
-            threshold=args.threshold,
-            alpha=args.alpha,
-            reduction=args.reduction,
             num_items_in_batch=num_items_in_batch,
-            **args.loss_weights(),
+            **args.loss_kwargs(),
         )
         loss = output.loss
         if args.reduction == "normalized" and num_items_in_batch is not None and args.average_tokens_across_devices:

@@ -3,14 +3,17 @@
     run_dir: runs/online-rule
     rounds: 3
     prompts_per_round: 64
+    model: {model: default, lora_r: 16}     # a ModelConfig; `model: default` is shorthand
     task: {kinds: [no_commas]}
     judge: {kind: rule}
     training: {learning_rate: 3.0e-4, align_n_weight: 0.0, unflagged_weight: 0.0}
 
-Every section is optional except ``judge``; ``configs/online-*.yaml`` show the full set of keys. An unknown key, a
-value of the wrong type, a missing required key, an unreadable file or an unknown judge kind is a
+Every section is optional except ``judge``; the shipped configs (``cutalign/configs/online-*.yaml``) show the full
+set of keys. ``model:`` is a :class:`cutalign.ModelConfig` and ``training:`` is a map of :class:`cutalign.CUTConfig`
+fields (any CUT setting or ``TrainingArguments`` field): the loop declares no training setting of its own. An
+unknown key, a value of the wrong type, a missing required key, an unreadable file or an unknown judge kind is a
 :class:`cutalign.errors.UsageError` naming the config file and the key, raised by :func:`load_config` before any
-work starts.
+model loads.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from ..config import CUTConfig, ModelConfig, config_file
 from ..errors import UsageError
 
 JUDGE_KINDS = ("rule", "callable", "model", "endpoint", "human")
@@ -88,30 +93,12 @@ class JudgeConfig:
     poll_seconds: float = 10.0
 
 
-@dataclass
-class TrainingConfig:
-    """One round of CUT training (LoRA), starting from the previous round's adapter. Loss weights: CUTConfig's."""
+LOOP_TRAINING_KEYS = ("output_dir", "seed")
+"""CUTConfig fields the loop sets itself each round (the round's directory; the run's seed + the round)."""
 
-    learning_rate: float = 3e-4
-    lr_scheduler_type: str = "linear"  # per round; "constant" keeps the rate through a short round
-    epochs: float = 2.0
-    batch_size: int = 4
-    gradient_accumulation_steps: int = 1
-    threshold: float = 1.1
-    alpha: float = 1.0
-    reduction: str = "normalized"
-    align_p_weight: float = 1.0
-    align_n_weight: float = 1.0
-    unflagged_weight: float = 1.0
-    unlikelihood_weight: float = 1.0
-    positive_ratio: float = 0.25  # keep at most ratio x negatives positives; negative = keep all
-    max_length: int = 512
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]
-    )
+LOOP_TRAINING_DEFAULTS = {"save_strategy": "no", "report_to": "none", "logging_steps": 5}
+"""How the loop runs the Trainer unless ``training:`` says otherwise: no checkpoints inside a round (a killed round
+restarts from the previous round's adapter), no logging integrations, a loss line every 5 steps."""
 
 
 @dataclass
@@ -120,22 +107,28 @@ class OnlineConfig:
 
     judge: JudgeConfig
     run_dir: str = "runs/online"
-    model: str = "default"
+    model: ModelConfig = field(default_factory=ModelConfig)
     seed: int = 0
     rounds: int = 3
     prompts_per_round: int = 64
-    template: str = "chat"
     task: TaskConfig = field(default_factory=TaskConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
+    training: dict[str, Any] = field(default_factory=dict)  # CUTConfig fields; see cut_config()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def cut_config(self, output_dir: str, seed: int, **loop_values) -> CUTConfig:
+        """The CUTConfig of one round: the loop's Trainer defaults, then ``training:``, then the loop's own keys."""
+        return CUTConfig(**{**LOOP_TRAINING_DEFAULTS, **self.training, **loop_values,
+                            "output_dir": output_dir, "seed": seed})
+
 
 def load_config(path, *, rounds: int | None = None, run_dir: str | None = None) -> OnlineConfig:
-    """Read and validate ``path``; ``rounds`` and ``run_dir`` override the file's values."""
+    """Read and validate ``path`` (a file, or a shipped config's name); ``rounds`` and ``run_dir`` override the
+    file's values."""
+    path = config_file(str(path))
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -181,11 +174,62 @@ def _build(cls, raw, source: str, prefix: str):
                 raise UsageError(f"{source}: missing required key {prefix}{name}")
             continue
         kind = hints[name]
-        if dataclasses.is_dataclass(kind):
+        if kind is ModelConfig and isinstance(raw[name], str):  # `model: NAME` is short for `model: {model: NAME}`
+            raw = {**raw, name: {"model": raw[name]}}
+        if name == "training":
+            values[name] = training_overrides(raw[name] if raw[name] is not None else {}, source)
+        elif dataclasses.is_dataclass(kind):
             values[name] = _build(kind, raw[name] if raw[name] is not None else {}, source, f"{prefix}{name}.")
         else:
             values[name] = _coerce(raw[name], kind, source, f"{prefix}{name}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as error:  # a dataclass's own checks (ModelConfig's)
+        raise UsageError(f"{source}: {prefix.rstrip('.') or 'the config'}: {error}") from None
+
+
+def training_overrides(raw, source: str) -> dict:
+    """The ``training:`` map checked against CUTConfig's fields: names (with suggestions), simple types, values.
+
+    Values are converted where YAML is ambiguous (``3e-4`` is a string to YAML, a float to CUTConfig). Building a
+    CUTConfig from them runs its own checks (and TrainingArguments'), so a bad value fails here, before any model
+    loads, not at the first round's training.
+    """
+    if not isinstance(raw, dict):
+        raise UsageError(f"{source}: training must be a mapping of CUTConfig fields, got {_type_name(raw)}")
+    fields = {f.name: f for f in dataclasses.fields(CUTConfig) if f.init}
+    hints = typing.get_type_hints(CUTConfig)
+    values = {}
+    for key, value in raw.items():
+        if key in LOOP_TRAINING_KEYS:
+            raise UsageError(f"{source}: training.{key} is set by the loop for each round "
+                             f"({'the run directory' if key == 'output_dir' else 'the top-level seed + the round'})")
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise UsageError(f"{source}: unknown key training.{key}: not a CUTConfig field{hint}")
+        values[key] = _coerce_setting(value, hints[key], source, f"training.{key}")
+    try:
+        CUTConfig(**{**LOOP_TRAINING_DEFAULTS, **values, "output_dir": "unused"})
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"{source}: training: {error}") from None
+    return values
+
+
+def _coerce_setting(value, kind, source: str, key: str):
+    """A CUTConfig value checked like :func:`_coerce` where its type is a plain one; numbers may be given as
+    strings (``3e-4``); other types (enums, dicts, unions of several) are left to CUTConfig's own checks."""
+    plain = (bool, int, float, str)
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    target = args[0] if isinstance(kind, types.UnionType) and len(args) == 1 else kind
+    if value is None or target not in plain:
+        return value
+    if target in (int, float) and isinstance(value, str):
+        try:
+            value = target(value)
+        except ValueError:
+            pass
+    return _coerce(value, target, source, key)
 
 
 def _type_name(value) -> str:
@@ -234,20 +278,14 @@ def validate(config: OnlineConfig, source: str = "config") -> None:
         raise UsageError(f"{source}: {message}")
 
     from ..tasks import KINDS
-    from ..data.templates import TEMPLATES
-    from ..loss import REDUCTIONS
-    from transformers.trainer_utils import SchedulerType
 
-    SCHEDULERS = [kind.value for kind in SchedulerType]
     if config.rounds < 1:
         fail(f"rounds must be >= 1, got {config.rounds}")
     if config.prompts_per_round < 1:
         fail(f"prompts_per_round must be >= 1, got {config.prompts_per_round}")
-    if config.template not in TEMPLATES:
-        fail(f"template must be one of {', '.join(TEMPLATES)}, got {config.template!r}")
     if not config.run_dir.strip():
         fail("run_dir must not be empty")
-    _check_model(config.model, "model", fail)
+    _check_model(config.model.model, "model.model", fail)
     kinds = config.task.kinds
     if kinds is not None:
         unknown = [k for k in kinds if k not in KINDS]
@@ -267,22 +305,6 @@ def validate(config: OnlineConfig, source: str = "config") -> None:
         fail(f"generation.top_p must be in (0, 1], got {config.generation.top_p}")
     if config.eval.size < 1:
         fail(f"eval.size must be >= 1, got {config.eval.size}")
-    training = config.training
-    if training.reduction not in REDUCTIONS:
-        fail(f"training.reduction must be one of {', '.join(REDUCTIONS)}, got {training.reduction!r}")
-    if training.lr_scheduler_type not in SCHEDULERS:
-        fail(f"training.lr_scheduler_type must be one of {', '.join(SCHEDULERS)}, got {training.lr_scheduler_type!r}")
-    for name in ("learning_rate", "epochs", "threshold"):
-        if not getattr(training, name) > 0:
-            fail(f"training.{name} must be > 0, got {getattr(training, name)}")
-    for name in ("batch_size", "gradient_accumulation_steps", "lora_r", "lora_alpha", "max_length"):
-        if getattr(training, name) < 1:
-            fail(f"training.{name} must be >= 1, got {getattr(training, name)}")
-    for name in ("alpha", "align_p_weight", "align_n_weight", "unflagged_weight", "unlikelihood_weight"):
-        if getattr(training, name) < 0:
-            fail(f"training.{name} must be >= 0, got {getattr(training, name)}")
-    if not training.lora_target_modules:
-        fail("training.lora_target_modules must name at least one module")
     validate_judge(config.judge, fail)
 
 

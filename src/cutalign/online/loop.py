@@ -94,16 +94,19 @@ class OnlineRun:
     """One run directory and the model that moves through it, round after round."""
 
     def __init__(self, config: OnlineConfig, model, tokenizer, judge, *, callbacks=(), progress: bool = True):
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
         from ..logprobs import add_token_logprobs_forward
 
         self.config, self.tokenizer, self.judge = config, tokenizer, judge
         self.callbacks, self.progress = list(callbacks), progress
         self.run_dir = Path(config.run_dir)
-        t = config.training
-        lora = LoraConfig(r=t.lora_r, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout,
-                          target_modules=t.lora_target_modules, task_type="CAUSAL_LM")
+        # The settings every round trains with (output_dir and seed are the round's own, set in train_round).
+        self.training = config.cut_config(output_dir=str(self.run_dir), seed=config.seed)
+        self.template = self.training.template  # the prompt format of training, generation and evaluation alike
+        lora = config.model.peft_config()
+        if lora is None:
+            raise UsageError("the online loop trains LoRA adapters round after round: set model.lora: true")
         add_token_logprobs_forward(model)  # before PEFT wraps it, as CUTTrainer expects
         torch.manual_seed(config.seed)  # the fresh LoRA weights of round 0
         self.model = get_peft_model(model, lora)
@@ -149,7 +152,7 @@ class OnlineRun:
             batch = prompts[start:start + g.batch_size]
             sampling = SamplingConfig(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p,
                                       batch_size=g.batch_size, seed=self.config.seed * 1_000_003 + index * 1000 + start)
-            answers = generate(self.model, self.tokenizer, batch, sampling, template=self.config.template,
+            answers = generate(self.model, self.tokenizer, batch, sampling, template=self.template,
                                progress=False)
             rows += [{"id": f"r{index:02d}-{start + i:05d}", "prompt": p, "completion": a}
                      for i, (p, a) in enumerate(zip(batch, answers))]
@@ -195,7 +198,7 @@ class OnlineRun:
                   "positives": sum(r["judgment"] is None for r in judged), "trained_rows": 0}
         dataset = []
         if usable:
-            kept = downsample_positives(load_judgments(usable), self.config.training.positive_ratio,
+            kept = downsample_positives(load_judgments(usable), self.training.positive_ratio,
                                         seed=self.config.seed + index)
             dataset = [{k: row[k] for k in ("id", "prompt", "completion", "judgment")} for row in kept.to_list()]
             counts["trained_rows"] = len(dataset)
@@ -205,7 +208,7 @@ class OnlineRun:
 
     def train_round(self, index: int, dataset: list[dict]) -> None:
         """Train from round ``index - 1``'s adapter on ``dataset``; save ``train.json``, then the adapter."""
-        from ..trainer import CUTConfig, CUTTrainer
+        from ..trainer import CUTTrainer
 
         self.use_round(index - 1)
         directory = round_dir(self.run_dir, index)
@@ -214,17 +217,9 @@ class OnlineRun:
             write_json(directory / "train.json", {"skipped": "no training data"})
             self.save_adapter(index)
             return
-        t = self.config.training
-        args = CUTConfig(
-            output_dir=str(directory / "trainer"), seed=self.config.seed + index, learning_rate=t.learning_rate,
-            lr_scheduler_type=t.lr_scheduler_type,
-            num_train_epochs=t.epochs, per_device_train_batch_size=t.batch_size,
-            gradient_accumulation_steps=t.gradient_accumulation_steps, threshold=t.threshold, alpha=t.alpha,
-            reduction=t.reduction, align_p_weight=t.align_p_weight, align_n_weight=t.align_n_weight,
-            unflagged_weight=t.unflagged_weight, unlikelihood_weight=t.unlikelihood_weight, positive_ratio=-1,
-            max_length=t.max_length, template=self.config.template, save_strategy="no", report_to="none",
-            logging_steps=5, disable_tqdm=not self.progress, use_cpu=not torch.cuda.is_available(),
-        )
+        # Positives were down-sampled when the round's dataset was written (build_dataset): train on all of it.
+        args = self.config.cut_config(output_dir=str(directory / "trainer"), seed=self.config.seed + index,
+                                      positive_ratio=-1, disable_tqdm=not self.progress)
         trainer = CUTTrainer(self.model, args, train_dataset=dataset, processing_class=self.tokenizer,
                              callbacks=self.callbacks)
         self.model_round = None  # mid-training: the weights match no saved round
@@ -238,7 +233,7 @@ class OnlineRun:
         self.use_round(index)
         e = self.config.eval
         sampling = SamplingConfig(max_new_tokens=e.max_new_tokens, temperature=0.0, batch_size=e.batch_size)
-        answers = generate(self.model, self.tokenizer, heldout, sampling, template=self.config.template,
+        answers = generate(self.model, self.tokenizer, heldout, sampling, template=self.template,
                            progress=self.progress, description=f"round {index}: held-out")
         score = pass_rate(heldout, answers)
         passed = round(score["pass_rate"] * score["n"])
@@ -349,9 +344,9 @@ def run_online(config: OnlineConfig, *, model=None, tokenizer=None, judge=None, 
     if judge is None:
         judge = build_judge(config.judge, run_dir)
     if tokenizer is None:
-        tokenizer = load_tokenizer(config.model)
+        tokenizer = load_tokenizer(config.model.model)
     if model is None:
-        model = load_model(config.model)
+        model = load_model(config.model.model, **config.model.model_init_kwargs())
         if isinstance(model, PeftModel):  # a saved adapter: its merged weights are the starting model
             model = model.merge_and_unload()
     run = OnlineRun(config, model, tokenizer, judge, callbacks=callbacks, progress=progress)
