@@ -112,7 +112,7 @@ def test_alpha_zero_removes_flagged_tokens_contribution():
     views = random_views(seed=6)
     got = cut_on(views, threshold=1e-12, alpha=0.0, reduction="normalized")  # every negative token flagged
     _, nll_terms, _ = naive_reference(*views, threshold=1e-12, alpha=0.0)
-    assert got.unlikelihood_loss == 0
+    assert got.unlikelihood == 0 and got.misalign_mle == 0  # every negative token is flagged, alpha is 0
     assert torch.allclose(got.loss, torch.stack(nll_terms).mean(), atol=1e-9)
 
 
@@ -123,7 +123,7 @@ def test_all_positive_batch_is_plain_mle():
     for reduction in ("reference", "normalized"):
         got = cut_on(views, reduction=reduction)
         assert torch.allclose(got.loss, mean_nll, atol=1e-9)
-        assert got.num_negative_tokens == 0 and got.unlikelihood_loss == 0
+        assert got.num_negative_tokens == 0 and got.unlikelihood == 0 and got.align_n == 0
 
 
 def test_all_negative_batch_matches_naive():
@@ -208,3 +208,28 @@ def test_shape_and_reduction_errors():
         cut_loss(x, torch.zeros(2, 4), m, torch.tensor([True, False]), threshold=1.1, alpha=1.0, reduction="reference")
     with pytest.raises(ValueError, match="negative must have shape"):
         cut_loss(x, x, m, torch.tensor([True]), threshold=1.1, alpha=1.0, reduction="reference")
+
+
+@pytest.mark.parametrize("reduction", ["reference", "normalized"])
+def test_parts_add_up_to_the_loss_and_match_the_naive_terms(reduction):
+    """align_p + align_n + misalign_mle + unlikelihood == loss, and each part is its own group of naive terms."""
+    views = random_views(B=6, seed=11)
+    _, plain_logits, targets, mask, negative = views
+    got = cut_on(views, threshold=1.05, alpha=0.7, reduction=reduction)
+    assert torch.allclose(sum(getattr(got, part) for part in got.PARTS), got.loss, atol=1e-12)
+    # Naive per-token terms, grouped by part.
+    plain = label_logps(plain_logits, targets)
+    mle = _loss_inputs(views)[0]
+    ratio = torch.exp(mle - plain)
+    negative_tokens, positive_tokens = mask & negative[:, None], mask & ~negative[:, None]
+    flagged = negative_tokens & (ratio > 1.05)
+    sums = {"align_p": -(mle * positive_tokens).sum(), "align_n": -(mle * negative_tokens).sum(),
+            "misalign_mle": -(plain * (negative_tokens & ~flagged)).sum(),
+            "unlikelihood": -0.7 * (torch.log(1 - plain.exp()) * flagged).sum()}
+    assert flagged.any() and (negative_tokens & ~flagged).any()  # every part is exercised
+    if reduction == "reference":
+        expected = {k: v / (2 * (mask.sum() if k.startswith("align") else negative_tokens.sum())) for k, v in sums.items()}
+    else:
+        expected = {k: v / mask.sum() for k, v in sums.items()}
+    for part in got.PARTS:
+        assert torch.allclose(getattr(got, part), expected[part], atol=1e-9), part

@@ -39,8 +39,29 @@ def test_training_changes_every_parameter_and_lowers_loss(kind, tmp_path):
     assert unchanged == []
     assert final < initial
     logged = trainer.state.log_history[0]
-    for key in ("loss", "mle_loss", "unlikelihood_loss", "flagged_fraction", "logps/plain", "logps/judgment", "tokens"):
+    for key in ("loss", "align_p", "align_n", "misalign_mle", "unlikelihood", "flagged_fraction", "logps/plain",
+                "logps/judgment", "tokens"):
         assert key in logged
+
+
+@pytest.mark.parametrize("reduction", ["normalized", "reference"])
+def test_logged_parts_add_up_to_the_logged_loss_under_accumulation(reduction, tmp_path):
+    """With 2 accumulation steps and 2 optimizer steps per log, align_p + align_n + misalign_mle + unlikelihood is
+    the Trainer's logged loss (not half of it), and with nothing flagged the unlikelihood part is exactly 0."""
+    for threshold, flagged in ((1.0, True), (1e9, False)):
+        args = config(tmp_path, per_device_train_batch_size=3, gradient_accumulation_steps=2, max_steps=4,
+                      logging_steps=2, reduction=reduction, threshold=threshold, positive_ratio=-1)
+        trainer = CUTTrainer(make_model("llama"), args, train_dataset=tiny_examples(), processing_class=make_tokenizer())
+        trainer.train()
+        logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+        assert len(logs) == 2
+        for entry in logs:
+            parts = entry["align_p"] + entry["align_n"] + entry["misalign_mle"] + entry["unlikelihood"]
+            assert parts == pytest.approx(entry["loss"], rel=1e-4)
+            assert (entry["unlikelihood"] > 0) == flagged and (entry["flagged_fraction"] > 0) == flagged
+            assert entry["misalign_mle"] > 0 or flagged
+            if flagged:
+                assert entry["ratio/flagged"] > threshold
 
 
 def test_training_logprobs_match_plain_forward_of_each_view():

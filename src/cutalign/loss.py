@@ -27,18 +27,27 @@ _LOG_HALF = -math.log(2.0)
 class CUTLossOutput:
     """What :func:`cut_loss` returns. Scalars are 0-dim tensors; counts are plain tensors for logging.
 
-    ``loss`` is what to back-propagate; ``mle_loss`` and ``unlikelihood_loss`` are its two parts, each reduced the
-    same way as ``loss`` (for the reference reduction they are the two means whose average is the loss).
+    ``loss`` is what to back-propagate. It is the sum of its four parts, each reduced the same way as the loss (so
+    they add up exactly, whatever the reduction):
+
+    * ``align_p``: MLE on the response tokens of positive rows (plain view);
+    * ``align_n``: MLE on the response tokens of negative rows under their judgment (judgment view);
+    * ``misalign_mle``: MLE on the tokens of negative rows that are *not* flagged (plain view);
+    * ``unlikelihood``: ``-alpha * log(1 - p)`` on the flagged tokens of negative rows (plain view).
     """
 
     loss: torch.Tensor
-    mle_loss: torch.Tensor
-    unlikelihood_loss: torch.Tensor
+    align_p: torch.Tensor
+    align_n: torch.Tensor
+    misalign_mle: torch.Tensor
+    unlikelihood: torch.Tensor
     flagged_fraction: torch.Tensor
     num_tokens: torch.Tensor
     num_positive_tokens: torch.Tensor
     num_negative_tokens: torch.Tensor
     num_flagged_tokens: torch.Tensor
+
+    PARTS = ("align_p", "align_n", "misalign_mle", "unlikelihood")
 
 
 def log1m_exp(logp: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -132,33 +141,31 @@ def cut_loss(
 
     mle_weight = torch.where(negative, align_n_weight, align_p_weight).to(mle_logps.dtype)[:, None]
     mle_terms = -mle_logps * mle_weight * mask
-    misalign_terms = torch.where(
-        flagged,
-        -alpha * log1m_exp(plain_logps),
-        -unflagged_weight * plain_logps * unflagged,
-    )
-    misalign_terms = misalign_terms * negative_tokens
+    unlikelihood_terms = -alpha * log1m_exp(plain_logps) * flagged
+    misalign_mle_terms = -unflagged_weight * plain_logps * unflagged
 
     num_tokens = mask.sum()
     num_negative_tokens = negative_tokens.sum()
     if reduction == "reference":
-        mle_loss = mle_terms.sum() / num_tokens.clamp(min=1)
+        # (mean MLE over all completion tokens + mean Misalign over the negative rows' tokens) / 2; plain mean MLE
+        # when the micro-batch holds no negative row.
+        mle_denominator = num_tokens.clamp(min=1)
+        misalign_denominator = num_negative_tokens.clamp(min=1)
         if num_negative_tokens > 0:
-            unlikelihood_loss = misalign_terms.sum() / num_negative_tokens
-            loss = (mle_loss + unlikelihood_loss) / 2
-        else:
-            unlikelihood_loss = misalign_terms.sum()  # zero, but keeps the graph and dtype
-            loss = mle_loss
+            mle_denominator, misalign_denominator = 2 * mle_denominator, 2 * misalign_denominator
     else:
-        denominator = num_tokens.clamp(min=1) if num_items_in_batch is None else num_items_in_batch
-        mle_loss = mle_terms.sum() / denominator
-        unlikelihood_loss = misalign_terms.sum() / denominator
-        loss = mle_loss + unlikelihood_loss
+        mle_denominator = num_tokens.clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+        misalign_denominator = mle_denominator
+    parts = {
+        "align_p": (mle_terms * positive_tokens).sum() / mle_denominator,
+        "align_n": (mle_terms * negative_tokens).sum() / mle_denominator,
+        "misalign_mle": misalign_mle_terms.sum() / misalign_denominator,
+        "unlikelihood": unlikelihood_terms.sum() / misalign_denominator,
+    }
 
     return CUTLossOutput(
-        loss=loss,
-        mle_loss=mle_loss,
-        unlikelihood_loss=unlikelihood_loss,
+        loss=parts["align_p"] + parts["align_n"] + parts["misalign_mle"] + parts["unlikelihood"],
+        **parts,
         flagged_fraction=flagged.sum() / num_negative_tokens.clamp(min=1),
         num_tokens=num_tokens,
         num_positive_tokens=positive_tokens.sum(),

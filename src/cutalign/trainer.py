@@ -10,7 +10,6 @@ logging) is the Trainer's.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 import torch
 from peft import PeftConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
@@ -22,7 +21,7 @@ from .data import count_examples, downsample_positives, load_judgments
 from .data.collator import CUTCollator
 from .data.tokenize import tokenize_dataset
 from .logprobs import add_token_logprobs_forward, check_packed_views_stay_apart, check_token_logprobs
-from .loss import cut_loss
+from .loss import CUTLossOutput, cut_loss, flag_tokens
 from .models import load_model, load_tokenizer
 
 logger = logging.getLogger("cutalign")
@@ -110,7 +109,9 @@ class CUTTrainer(Trainer):
         self.data_reports = {}
         train_dataset = self._prepare(train_dataset, processing_class, args, "train") if train_dataset else None
         eval_dataset = self._prepare(eval_dataset, processing_class, args, "eval") if eval_dataset else None
-        self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
+        # Running sums (numerator, denominator) of the logged metrics, per split; see _record_metrics and log.
+        self._metrics: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
+        self._steps_at_last_log = None  # the optimizer step of the last train log (or of the start / resume)
 
         super().__init__(
             model=model,
@@ -174,26 +175,57 @@ class CUTTrainer(Trainer):
             **args.loss_kwargs(),
         )
         loss = output.loss
+        scale = 1
         if args.reduction == "normalized" and num_items_in_batch is not None and args.average_tokens_across_devices:
             # num_items_in_batch counts every process's tokens, and DDP averages gradients over processes.
-            loss = loss * self.accelerator.num_processes
-        self._record_metrics(output, mle_logps, plain_logps, mask, negative)
+            scale = self.accelerator.num_processes
+        self._record_metrics(output, mle_logps, plain_logps, mask, negative, scale)
+        loss = loss * scale
         return (loss, output) if return_outputs else loss
 
     @torch.no_grad()
-    def _record_metrics(self, output, mle_logps, plain_logps, mask, negative):
-        metrics = self._metrics["train" if self.model.training else "eval"]
+    def _record_metrics(self, output, mle_logps, plain_logps, mask, negative, scale) -> None:
+        """Accumulate the logged metrics of one micro-batch as running sums (no device sync; gathered at log time).
+
+        Training: each loss part is scaled exactly as the Trainer scales the loss it logs (the process factor here,
+        the division by the accumulation steps that it applies when the loss is not normalized over the whole
+        optimizer batch), so the logged parts add up to the logged ``loss``. Evaluation: parts are weighted by the
+        batch's rows, as the Trainer weights ``eval_loss``. Ratios (flagged fraction, mean log-probabilities, mean
+        r_t) are sums of numerators and denominators over micro-batches and processes.
+        """
+        training = self.model.training
+        sums = self._metrics["train" if training else "eval"]
+
+        def add(name, numerator, denominator):
+            pair = torch.stack([torch.as_tensor(numerator, dtype=torch.float64, device=mask.device),
+                                torch.as_tensor(denominator, dtype=torch.float64, device=mask.device)])
+            sums[name] = sums[name] + pair if name in sums else pair
+
+        rows = negative.shape[0]
+        if training:
+            if self._steps_at_last_log is None:
+                self._steps_at_last_log = self.state.global_step
+            part_weight = scale / (1 if self.loss_is_scaled_for_ga else self.current_gradient_accumulation_steps)
+        for part in output.PARTS:
+            value = getattr(output, part).detach()
+            if training:
+                add(part, value * part_weight, 0)
+            else:
+                add(part, value * rows, rows)
         negative_tokens = mask & negative[:, None]
-        metrics["mle_loss"].append(output.mle_loss.item())
-        metrics["unlikelihood_loss"].append(output.unlikelihood_loss.item())
-        metrics["flagged_fraction"].append(output.flagged_fraction.item())
-        metrics["logps/plain"].append((plain_logps * mask).sum().item() / max(mask.sum().item(), 1))
-        if negative_tokens.any():
-            count = negative_tokens.sum().item()
-            metrics["logps/judgment"].append((mle_logps * negative_tokens).sum().item() / count)
-            metrics["logps/plain_negative"].append((plain_logps * negative_tokens).sum().item() / count)
-        metrics["tokens"].append(output.num_tokens.item())
-        metrics["tokens_negative"].append(output.num_negative_tokens.item())
+        flagged = flag_tokens(mle_logps, plain_logps, mask, negative, self.args.threshold)
+        ratio = torch.exp((mle_logps - plain_logps).double())
+        for name, numerator, denominator in (
+            ("flagged_fraction", flagged.sum(), negative_tokens.sum()),
+            ("ratio/flagged", (ratio * flagged).sum(), flagged.sum()),
+            ("ratio/unflagged", (ratio * (negative_tokens & ~flagged)).sum(), (negative_tokens & ~flagged).sum()),
+            ("logps/plain", (plain_logps * mask).sum(), mask.sum()),
+            ("logps/judgment", (mle_logps * negative_tokens).sum(), negative_tokens.sum()),
+            ("logps/plain_negative", (plain_logps * negative_tokens).sum(), negative_tokens.sum()),
+            ("tokens", output.num_tokens, 0),
+            ("tokens_negative", output.num_negative_tokens, 0),
+        ):
+            add(name, numerator, denominator)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
@@ -202,11 +234,29 @@ class CUTTrainer(Trainer):
         return loss.detach(), None, None
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add the averaged CUT metrics since the last log (token counts are summed)."""
+        """Add the CUT metrics since the last log, over every process: the loss parts (training: they add up to
+        ``loss``), the flagged fraction, the mean ratio r_t on flagged and unflagged tokens, mean log-probabilities,
+        and token counts (summed)."""
         split = "train" if "loss" in logs else "eval"
-        prefix = "" if split == "train" else "eval_"
-        for key, values in self._metrics[split].items():
-            if values:
-                logs[prefix + key] = sum(values) if key.startswith("tokens") else sum(values) / len(values)
-        self._metrics[split].clear()
+        sums = self._metrics[split]
+        if sums:
+            names = sorted(sums)
+            # Every process logs at the same step (the Trainer's own loss is gathered here too), so gather is safe.
+            gathered = self.accelerator.gather(torch.stack([sums[name] for name in names])[None])
+            totals = gathered.sum(0)
+            steps = max(self.state.global_step - (self._steps_at_last_log or 0), 1)
+            prefix = "" if split == "train" else "eval_"
+            for name, (numerator, denominator) in zip(names, totals.tolist()):
+                if name in CUTLossOutput.PARTS:
+                    value = numerator / gathered.shape[0] / steps if split == "train" else numerator / denominator
+                elif name.startswith("tokens"):
+                    value = numerator
+                elif denominator > 0:
+                    value = numerator / denominator
+                else:
+                    continue  # e.g. no flagged token since the last log: no mean ratio to show
+                logs[prefix + name] = value
+            sums.clear()
+        if split == "train":
+            self._steps_at_last_log = self.state.global_step
         super().log(logs, start_time)
