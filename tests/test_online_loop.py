@@ -21,7 +21,7 @@ ROUND_FILES = ("prompts.json", "generations.jsonl", "judgments.jsonl", "dataset.
 
 def make_config(run_dir, **overrides):
     raw = {
-        "run_dir": str(run_dir), "rounds": 2, "prompts_per_round": 6, "seed": 3,
+        "output_dir": str(run_dir), "rounds": 2, "prompts_per_round": 6, "seed": 3,
         "task": {"kinds": ["no_commas", "lowercase"]},
         "generation": {"max_new_tokens": 6, "temperature": 1.0, "batch_size": 4},
         "eval": {"size": 3, "max_new_tokens": 4, "batch_size": 4},
@@ -238,11 +238,11 @@ def test_a_different_config_in_the_same_run_dir_is_refused(reference, tmp_path):
         run(make_config(run_dir, seed=4))
 
 
-def test_cli_overrides_rounds_and_run_dir(tmp_path):
+def test_cli_overrides_rounds_and_output_dir(tmp_path):
     path = tmp_path / "online.yaml"
-    path.write_text("rounds: 3\nrun_dir: a\njudge: {kind: rule}\n")
-    config = load_config(path, rounds=5, run_dir=str(tmp_path / "b"))
-    assert config.rounds == 5 and config.run_dir == str(tmp_path / "b")
+    path.write_text("rounds: 3\noutput_dir: a\njudge: {kind: rule}\n")
+    config = load_config(path, rounds=5, output_dir=str(tmp_path / "b"))
+    assert config.rounds == 5 and config.output_dir == str(tmp_path / "b")
 
 
 def test_cli_bad_config_is_one_error_line_before_any_work(tmp_path):
@@ -250,7 +250,7 @@ def test_cli_bad_config_is_one_error_line_before_any_work(tmp_path):
     import sys
 
     path = tmp_path / "online.yaml"
-    path.write_text(f"run_dir: {tmp_path / 'run'}\njudge: {{kind: oracle}}\n")
+    path.write_text(f"output_dir: {tmp_path / 'run'}\njudge: {{kind: oracle}}\n")
     result = subprocess.run([sys.executable, "-m", "cutalign.cli", "online", "--config", str(path)],
                             capture_output=True, text=True)
     assert result.returncode == 2

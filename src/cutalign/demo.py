@@ -60,7 +60,7 @@ def demo_config(args):
 
     path = config_file(DEMO_CONFIG)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    raw.update(run_dir=args.output_dir, seed=args.seed, rounds=args.rounds, prompts_per_round=args.prompts_per_round)
+    raw.update(output_dir=args.output_dir, seed=args.seed, rounds=args.rounds, prompts_per_round=args.prompts_per_round)
     raw["model"]["model"] = args.model
     raw["task"]["kinds"] = list(args.kinds)
     raw["generation"]["max_new_tokens"] = raw["eval"]["max_new_tokens"] = args.max_new_tokens
@@ -73,7 +73,7 @@ def run(args) -> int:
     from .online.loop import round_dir, run_online
 
     config = demo_config(args)
-    out = Path(config.run_dir)
+    out = Path(config.output_dir)
     print(f"cutalign demo: {config.rounds} round(s) of online CUT on {config.model.model!r}, rule judge, run directory "
           f"{out}/")
     summary = run_online(config, progress=not args.no_progress)

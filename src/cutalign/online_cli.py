@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--config", required=True, help="YAML config of the run (see configs/online-rule.yaml)")
     parser.add_argument("--rounds", type=int, default=None, help="number of rounds (overrides the config's rounds; "
                         "raising it continues a finished run)")
-    parser.add_argument("--run-dir", default=None, help="run directory (overrides the config's run_dir)")
+    parser.add_argument("--output_dir", default=None, help="run directory (overrides the config's output_dir)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(run=run)
 
@@ -28,6 +28,6 @@ def run(args) -> int:
     from .online.config import load_config
     from .online.loop import run_online
 
-    config = load_config(args.config, rounds=args.rounds, run_dir=args.run_dir)
+    config = load_config(args.config, rounds=args.rounds, output_dir=args.output_dir)
     run_online(config, progress=not args.no_progress)
     return 0

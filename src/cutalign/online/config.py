@@ -1,6 +1,6 @@
 """The online loop's YAML config: dataclasses, and validation that runs before any model is loaded.
 
-    run_dir: runs/online-rule
+    output_dir: runs/online-rule
     rounds: 3
     prompts_per_round: 64
     model: {model: default, lora_r: 16}     # a ModelConfig; `model: default` is shorthand
@@ -89,7 +89,7 @@ class JudgeConfig:
     timeout_s: float = 60.0
     max_retries: int = 3
     backoff_s: float = 1.0
-    directory: str | None = None  # human: where the files to fill in go (default: <run_dir>/human)
+    directory: str | None = None  # human: where the files to fill in go (default: <output_dir>/human)
     poll_seconds: float = 10.0
 
 
@@ -103,10 +103,11 @@ restarts from the previous round's adapter), no logging integrations, a loss lin
 
 @dataclass
 class OnlineConfig:
-    """The whole online run. ``run_dir`` holds every round's files; see :mod:`cutalign.online.loop`."""
+    """The whole online run. ``output_dir`` (the run directory) holds every round's files; see
+    :mod:`cutalign.online.loop`."""
 
     judge: JudgeConfig
-    run_dir: str = "runs/online"
+    output_dir: str = "runs/online"
     model: ModelConfig = field(default_factory=ModelConfig)
     seed: int = 0
     rounds: int = 3
@@ -125,8 +126,8 @@ class OnlineConfig:
                             "output_dir": output_dir, "seed": seed})
 
 
-def load_config(path, *, rounds: int | None = None, run_dir: str | None = None) -> OnlineConfig:
-    """Read and validate ``path`` (a file, or a shipped config's name); ``rounds`` and ``run_dir`` override the
+def load_config(path, *, rounds: int | None = None, output_dir: str | None = None) -> OnlineConfig:
+    """Read and validate ``path`` (a file, or a shipped config's name); ``rounds`` and ``output_dir`` override the
     file's values."""
     path = config_file(str(path))
     try:
@@ -143,8 +144,8 @@ def load_config(path, *, rounds: int | None = None, run_dir: str | None = None) 
         raise UsageError(f"{path}: the config must be a mapping of key: value")
     if rounds is not None:
         raw["rounds"] = rounds
-    if run_dir is not None:
-        raw["run_dir"] = run_dir
+    if output_dir is not None:
+        raw["output_dir"] = output_dir
     return config_from_dict(raw, source=str(path))
 
 
@@ -283,8 +284,8 @@ def validate(config: OnlineConfig, source: str = "config") -> None:
         fail(f"rounds must be >= 1, got {config.rounds}")
     if config.prompts_per_round < 1:
         fail(f"prompts_per_round must be >= 1, got {config.prompts_per_round}")
-    if not config.run_dir.strip():
-        fail("run_dir must not be empty")
+    if not config.output_dir.strip():
+        fail("output_dir must not be empty")
     _check_model(config.model.model, "model.model", fail)
     kinds = config.task.kinds
     if kinds is not None:

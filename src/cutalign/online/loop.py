@@ -2,7 +2,7 @@
 
 Everything lives in one run directory, each file written atomically (:mod:`cutalign.io`)::
 
-    run_dir/
+    output_dir/
       config.json            the run's config (a restart with a different one is refused; rounds may grow)
       heldout.json           the fixed held-out prompts
       round-00/              the starting model: adapter/ (fresh LoRA, a no-op) and eval.json
@@ -49,7 +49,7 @@ logger = logging.getLogger("cutalign.online")
 JUDGE_BATCH = 16
 """Rows sent to a machine judge at once; judgments are saved after each batch (a human judge gets the round)."""
 
-RESUMABLE_KEYS = ("rounds", "run_dir")
+RESUMABLE_KEYS = ("rounds", "output_dir")
 """Config keys that may change between a run and its resumption."""
 
 
@@ -87,7 +87,7 @@ def _check_run_config(config: OnlineConfig, run_dir: Path) -> None:
     changed = sorted(k for k in current.keys() | saved.keys() if current.get(k) != saved.get(k))
     if changed:
         raise UsageError(f"{run_dir} holds a run started with a different config (changed: {', '.join(changed)}); "
-                         "use another run_dir or restore those settings")
+                         "use another output_dir or restore those settings")
 
 
 class OnlineRun:
@@ -100,7 +100,7 @@ class OnlineRun:
 
         self.config, self.tokenizer, self.judge = config, tokenizer, judge
         self.callbacks, self.progress = list(callbacks), progress
-        self.run_dir = Path(config.run_dir)
+        self.run_dir = Path(config.output_dir)
         # The settings every round trains with (output_dir and seed are the round's own, set in train_round).
         self.training = config.cut_config(output_dir=str(self.run_dir), seed=config.seed)
         self.template = self.training.template  # the prompt format of training, generation and evaluation alike
@@ -338,7 +338,7 @@ def run_online(config: OnlineConfig, *, model=None, tokenizer=None, judge=None, 
 
     from ..models import load_model, load_tokenizer
 
-    run_dir = Path(config.run_dir)
+    run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_run_config(config, run_dir)
     if judge is None:
@@ -366,7 +366,7 @@ def run_online(config: OnlineConfig, *, model=None, tokenizer=None, judge=None, 
         rows.append(run.run_round(index, heldout))
         logger.info("round %d: held-out pass rate %.3f", index, rows[-1]["heldout"]["pass_rate"])
     summary = {"rounds": [{k: v for k, v in r.items() if k != "failed_rows"} for r in rows],
-               "run_dir": str(run_dir), "config": dataclasses.asdict(config)}
+               "output_dir": str(run_dir), "config": dataclasses.asdict(config)}
     write_json(run_dir / "summary.json", summary)
     write_chart(run_dir / "pass_rate.png", rows)
     if progress:
