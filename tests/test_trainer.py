@@ -245,3 +245,30 @@ def test_saving_an_adapter_asks_no_hub(tmp_path, monkeypatch):
     trainer.save_model(str(tmp_path / "adapter"))
     assert calls == []
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_data_is_checked_before_the_model_loads(tmp_path, monkeypatch):
+    """A data mistake that needs no model fails before load_model is ever called (models can take minutes)."""
+    model_dir = tmp_path / "base"
+    make_tokenizer().save_pretrained(model_dir)  # a tokenizer is all the data checks need
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the data was checked")
+
+    monkeypatch.setattr("cutalign.trainer.load_model", no_model)
+    chat_rows = [{"prompt": [{"role": "user", "content": "Hi"}], "completion": "Hello there.", "judgment": "Too short."}]
+    with pytest.raises(ValueError, match="'alpaca' template needs plain-text prompts"):
+        CUTTrainer(str(model_dir), config(tmp_path, template="alpaca"), train_dataset=chat_rows)
+
+
+def test_auto_template_follows_the_tokenizer_and_drops_are_warned(tmp_path, caplog):
+    examples = tiny_examples(n_pos=4, n_neg=4)
+    with caplog.at_level("WARNING", logger="cutalign"):
+        chat = CUTTrainer(make_model("llama"), config(tmp_path, positive_ratio=0.25), train_dataset=examples,
+                          processing_class=make_tokenizer(chat=True))
+    assert CUTConfig(output_dir=str(tmp_path)).template == "auto"
+    assert chat.template == "chat"
+    assert "kept 1 of 4 positives (positive_ratio=0.25 x 4 negatives)" in caplog.text
+    plain = CUTTrainer(make_model("llama"), config(tmp_path), train_dataset=examples,
+                       processing_class=make_tokenizer(chat=False))
+    assert plain.template == "alpaca"

@@ -65,8 +65,9 @@ class CUTConfig(TrainingArguments):
         metadata={"help": "Maximum tokens per view; longer prompts are cut from the left, responses never."},
     )
     template: str = field(
-        default="alpaca",
-        metadata={"help": "'alpaca' (the reference templates) or 'chat' (the tokenizer's chat template)."},
+        default="auto",
+        metadata={"help": "'chat' (the tokenizer's chat template), 'alpaca' (the reference templates) or 'auto': "
+                  "chat when the tokenizer has a chat template, else alpaca."},
     )
     chat_judgment_template: str = field(
         default=DEFAULT_CHAT_JUDGMENT_TEMPLATE,

@@ -21,6 +21,7 @@ from transformers.integrations import is_deepspeed_zero3_enabled
 from .config import CUTConfig
 from .data import count_examples, downsample_positives, load_judgments
 from .data.collator import CUTCollator
+from .data.templates import resolve_template
 from .data.tokenize import tokenize_dataset
 from .logprobs import add_token_logprobs_forward, check_packed_views_stay_apart, check_token_logprobs
 from .loss import CUTLossOutput, cut_loss, flag_tokens
@@ -74,19 +75,24 @@ class CUTTrainer(Trainer):
         optimizers=(None, None),
     ):
         args = args or CUTConfig(output_dir="cut-output")
-        if isinstance(model, str):
-            if processing_class is None:
-                processing_class = load_tokenizer(model)
-            model = load_model(model, **(args.model_init_kwargs or {}))
-        elif args.model_init_kwargs:
+        if not isinstance(model, str) and args.model_init_kwargs:
             raise ValueError("model_init_kwargs only applies when the model is given by name")
         if processing_class is None:
-            processing_class = load_tokenizer(model.config._name_or_path)
+            processing_class = load_tokenizer(model if isinstance(model, str) else model.config._name_or_path)
         if processing_class.pad_token is None:
             processing_class.pad_token = processing_class.eos_token
         if processing_class.eos_token_id is None:
             raise ValueError("the tokenizer needs an EOS token: completions end with it")
 
+        # The data first: every check that needs no model (formats, templates, lengths, what is left to train on)
+        # fails here, before a model of any size is loaded.
+        self.template = resolve_template(args.template, processing_class)  # "auto" -> "chat" or "alpaca"
+        self.data_reports = {}
+        train_dataset = self._prepare(train_dataset, processing_class, args, "train") if train_dataset else None
+        eval_dataset = self._prepare(eval_dataset, processing_class, args, "eval") if eval_dataset else None
+
+        if isinstance(model, str):
+            model = load_model(model, **(args.model_init_kwargs or {}))
         base_model = model.get_base_model() if isinstance(model, PeftModel) else model
         add_token_logprobs_forward(base_model, chunk_size=args.logprob_chunk_size)
         if is_deepspeed_zero3_enabled():
@@ -120,9 +126,6 @@ class CUTTrainer(Trainer):
             # Bound with MethodType (not a closure), so a deepcopy of the model rebinds it to the copy.
             model.save_pretrained = types.MethodType(_save_adapter_without_embeddings, model)
 
-        self.data_reports = {}
-        train_dataset = self._prepare(train_dataset, processing_class, args, "train") if train_dataset else None
-        eval_dataset = self._prepare(eval_dataset, processing_class, args, "eval") if eval_dataset else None
         # Running sums (numerator, denominator) of the logged metrics, per split; see _record_metrics and log.
         self._metrics: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
         self._steps_at_last_log = None  # the optimizer step of the last train log (or of the start / resume)
@@ -168,16 +171,21 @@ class CUTTrainer(Trainer):
         tokenized, tokenization = tokenize_dataset(
             dataset,
             tokenizer,
-            template=args.template,
+            template=self.template,
             max_length=args.max_length,
             chat_judgment_template=args.chat_judgment_template,
         )
         if args.length_column_name != "length":  # where train_sampling_strategy="group_by_length" looks
             tokenized = tokenized.rename_column("length", args.length_column_name)
-        self.data_reports[split] = {"loaded": loaded, "after_downsampling": count_examples(dataset),
-                                    "tokenization": tokenization}
-        logger.info("%s data: loaded %s, trained on %s; %s", split, loaded, count_examples(dataset),
-                    tokenization.summary())
+        kept = count_examples(dataset)
+        self.data_reports[split] = {"loaded": loaded, "after_downsampling": kept, "tokenization": tokenization}
+        logger.info("%s data: loaded %s, trained on %s; %s", split, loaded, kept, tokenization.summary())
+        if kept["positives"] < loaded["positives"]:  # a warning: shown on the console even when logging is not set up
+            logger.warning("%s data: kept %d of %d positives (positive_ratio=%s x %d negatives); set "
+                           "positive_ratio=-1 to keep them all", split, kept["positives"], loaded["positives"],
+                           args.positive_ratio, kept["negatives"])
+        if tokenization.removed_too_long:
+            logger.warning("%s data: %s", split, tokenization.summary())
         return tokenized
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

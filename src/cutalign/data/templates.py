@@ -1,6 +1,6 @@
 """The two views of an example as prompt text: the plain prompt x and the judgment prompt [x, j].
 
-Two modes:
+Two modes, and ``"auto"`` (the default everywhere) to pick one from the tokenizer (:func:`resolve_template`):
 
 * ``"alpaca"``: the reference implementation's Alpaca templates, character for character. For base models and for
   reproducing the paper.
@@ -23,7 +23,18 @@ ALPACA_JUDGMENT = (
     "\n\n### Response:\n"
 )
 DEFAULT_CHAT_JUDGMENT_TEMPLATE = "{content}\n\nWrite a response that matches this judgment of it: {judgment}"
-TEMPLATES = ("alpaca", "chat")
+TEMPLATES = ("auto", "alpaca", "chat")
+
+
+def resolve_template(template: str, tokenizer) -> str:
+    """``"auto"`` becomes ``"chat"`` when the tokenizer has a chat template (an instruct model) and ``"alpaca"``
+    otherwise (a base model); the other modes are returned as they are. Training, generation and evaluation resolve
+    the same setting with the same tokenizer, so a model is always evaluated in the format it was trained in."""
+    if template not in TEMPLATES:
+        raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
+    if template == "auto":
+        return "chat" if tokenizer is not None and tokenizer.chat_template else "alpaca"
+    return template
 
 
 def plain_prompt(prompt: str | list[dict], template: str, tokenizer=None) -> str:

@@ -37,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import count_examples, downsample_positives, load_judgments
+from ..data.templates import resolve_template
 from ..errors import UsageError
 from ..tasks import pass_rate, task_prompts, wilson_interval
 from .config import OnlineConfig
@@ -103,7 +104,8 @@ class OnlineRun:
         self.run_dir = Path(config.output_dir)
         # The settings every round trains with (output_dir and seed are the round's own, set in train_round).
         self.training = config.cut_config(output_dir=str(self.run_dir), seed=config.seed)
-        self.template = self.training.template  # the prompt format of training, generation and evaluation alike
+        # The prompt format of training, generation and evaluation alike ("auto" resolved once, with this tokenizer).
+        self.template = resolve_template(self.training.template, tokenizer)
         lora = config.model.peft_config()
         if lora is None:
             raise UsageError("the online loop trains LoRA adapters round after round: set model.lora: true")
