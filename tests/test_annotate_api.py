@@ -42,7 +42,9 @@ def save(client, row_id, verdict, judgment=None, **extra):
 
 
 def journal_lines(path):
-    return [json.loads(line) for line in journal_path(path).read_text(encoding="utf-8").splitlines()]
+    """The journal's records; a blank line reads as ``None``."""
+    lines = journal_path(path).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) if line.strip() else None for line in lines]
 
 
 def test_page_and_static_files_are_served_with_a_strict_content_security_policy(generations):
@@ -322,6 +324,23 @@ def test_a_corrupt_journal_line_names_the_file_and_the_line(generations, line, m
     with pytest.raises(DataError) as error:
         client_for(generations)
     assert message in str(error.value)
+
+
+def test_blank_lines_in_the_journal_are_skipped_by_the_server_and_the_export(generations, tmp_path):
+    client, _ = client_for(generations)
+    save(client, "g0", "bad", "Too short.")
+    with open(journal_path(generations), "ab") as handle:
+        handle.write(b"\n  \r\n")  # e.g. a journal touched by an editor: blank lines hold no record
+    restarted, journal = client_for(generations)
+    assert journal.progress()["done"] == 1
+    save(restarted, "g1", "good")
+    assert [line["row_id"] for line in journal_lines(generations) if line] == ["g0", "g1"]
+    assert Journal(load_rows(generations), journal_path(generations)).progress()["done"] == 2
+    assert export(generations, tmp_path / "out.jsonl")["exported"] == 2
+    with open(journal_path(generations), "ab") as handle:
+        handle.write(b"\nnot json\n")
+    with pytest.raises(DataError, match=r"judgments.jsonl, row 6: is not a JSON record"):
+        client_for(generations)  # line numbers still count the blank lines
 
 
 def test_duplicate_ids_in_the_input_are_an_error(tmp_path):

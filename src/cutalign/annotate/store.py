@@ -19,7 +19,7 @@ The latest ``good``/``bad`` record of a row is its *decision*; a skip never repl
 under a thread lock and an exclusive ``flock`` on the journal, each followed by ``fsync``, so that a saved record
 survives a crash, and two people saving the same row (through one server or two) both land in the journal, in
 order, with distinct revisions. A line torn by a crash mid-write was never acknowledged: it is reported and cut
-off before the next append.
+off before the next append. Blank lines hold no record and are skipped.
 """
 
 import datetime
@@ -132,6 +132,8 @@ class Journal:
             return
         for raw in complete.split(b"\n"):
             self._lines += 1
+            if not raw.strip():
+                continue  # a blank line (an editor's, say) holds no record; line numbers still count it
             try:
                 record = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as error:
