@@ -96,6 +96,11 @@ def test_failed_judgments_are_left_out_counted_and_reported(tmp_path, caplog):
     assert load_judgments(path)["id"] == ["0", "2"]
 
 
+def test_rows_without_an_id_keep_their_position_as_id_when_failed_rows_are_left_out():
+    rows = [{"prompt": f"q{i}", "completion": "c", "judgment": "$ERROR$" if i == 1 else None} for i in range(3)]
+    assert load_judgments(rows)["id"] == ["0", "2"]
+
+
 def test_a_file_of_only_failed_judgments_holds_no_examples(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "p", "completion": "c", "judgment": "$ERROR$"}] * 2)
     with pytest.raises(DataError, match=r"holds no examples: all 2 rows have a failed judgment"):

@@ -10,7 +10,8 @@ A column outside the layout is an error naming it, with a suggestion (see :mod:`
 
 Four file formats are read, chosen by extension unless ``format`` is given: ``json`` (a JSON array of objects, or
 JSON Lines when the file does not start with ``[``; a file holding one JSON object is refused, as it is neither),
-``jsonl``, ``csv`` (with a header; empty cells are null) and ``parquet``. Row numbers in errors are 1-based positions within the source:
+``jsonl``, ``csv`` (with a header; empty cells are null) and ``parquet``. Row numbers in errors are 1-based
+positions within the source:
 
 * JSON Lines and CSV: the line number in the file (for CSV the header is line 1, so the first example is row 2;
   a quoted cell spanning lines counts from the line where its record starts);
@@ -77,8 +78,8 @@ def load_judgments(
     ``FILE_FORMATS``) overrides the file extension. Rows with ``score >= positive_score`` count as positive.
 
     The result has the columns ``prompt`` (all strings, or all lists of messages), ``completion``, ``judgment``
-    (nullable string), ``score`` (nullable float64), ``id`` (string; the 0-based position of the example when the
-    row has none) and ``refinement`` when any row carries one. Rows with a failed judgment are left out and
+    (nullable string), ``score`` (nullable float64), ``id`` (string; the 0-based position of the row in the source
+    when it has none) and ``refinement`` when any row carries one. Rows with a failed judgment are left out and
     reported (:func:`read_judgments` also returns their row numbers); an unknown column is an error.
     """
     return read_judgments(source, format=format, positive_score=positive_score).dataset
@@ -110,12 +111,15 @@ def read_judgments(
     ignored = check_columns(rows, layout, file=file, unknown=unknown_columns)
     validate = validate_reference_example if layout == "reference" else validate_example
     examples, numbers, failed = [], [], []
-    for row, raw in rows:
+    for position, (row, raw) in enumerate(rows):
         try:
-            examples.append(validate(raw, file=file, row=row, positive_score=positive_score))
+            example = validate(raw, file=file, row=row, positive_score=positive_score)
         except FailedJudgment:
             failed.append(row)
             continue
+        if example["id"] is None:
+            example["id"] = str(position)  # the position in the source: ids stay put when rows are left out
+        examples.append(example)
         numbers.append(row)
     where = file or f"a {type(source).__name__}"
     if failed:
@@ -155,10 +159,6 @@ def _to_dataset(examples: list[dict], row_numbers: list[int], file) -> datasets.
                 "all prompts must be of one kind",
                 file=file, row=row, field="prompt",
             )
-    for position, example in enumerate(examples):
-        if example["id"] is None:
-            example["id"] = str(position)
-
     features = {
         "prompt": _PROMPT_FEATURES[conversational],
         "completion": _STRING,

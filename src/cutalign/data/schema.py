@@ -13,8 +13,9 @@ A canonical example is a dict with
 An example with a judgment is *negative* (the judgment points at what is wrong); one without is *positive*.
 A judgment that is a failure marker (:data:`FAILED_JUDGMENT_MARKERS`) is neither: the judging failed, and the
 row raises :class:`FailedJudgment`, which :func:`cutalign.data.load_judgments` turns into a counted, reported
-exclusion. Every string must be valid Unicode text (a JSON ``"\\ud800"`` escape is not). Every check raises :class:`DataError` naming the file, the 1-based row and the field, so that a bad row in a
-10,000-line file can be found and fixed without guesswork.
+exclusion. Every string must be valid Unicode text (a JSON ``"\\ud800"`` escape is not). Every check raises
+:class:`DataError` naming the file, the 1-based row and the field, so that a bad row in a 10,000-line file can be
+found and fixed without guesswork.
 """
 
 import logging
