@@ -42,7 +42,9 @@ def save(client, row_id, verdict, judgment=None, **extra):
 
 
 def journal_lines(path):
-    return [json.loads(line) for line in journal_path(path).read_text(encoding="utf-8").splitlines()]
+    """The journal's records; a blank line reads as ``None``."""
+    lines = journal_path(path).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) if line.strip() else None for line in lines]
 
 
 def test_page_and_static_files_are_served_with_a_strict_content_security_policy(generations):
@@ -216,6 +218,70 @@ def test_a_loopback_server_refuses_foreign_host_headers(generations):
         assert client.get("/api/rows", headers={"host": host}).status_code == 200, host
 
 
+@pytest.fixture
+def served(monkeypatch, capsys):
+    """Run `serve` without a server: returns ``serve(...)``'s app and the URL it printed."""
+    monkeypatch.delenv("CUTALIGN_ANNOTATE_TOKEN", raising=False)
+    apps = []
+    monkeypatch.setattr("cutalign.annotate.server.uvicorn.run", lambda app, **options: apps.append(app))
+
+    def run(path, **options):
+        serve(path, **options)
+        url = capsys.readouterr().out.split("Open ")[1].strip()
+        return apps[-1], url
+
+    return run
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "127.42.0.9", "localhost", "::1"])
+def test_a_loopback_server_answers_the_url_it_prints(generations, served, host):
+    app, url = served(generations, host=host, port=8799)
+    assert TestClient(app, base_url=url).get("/api/rows").status_code == 200, url
+
+
+def test_a_server_bound_on_127_0_0_2_answers_its_own_address(generations):
+    app = create_app(Journal(load_rows(generations), journal_path(generations)), annotator="ana")
+    with background(app, host="127.0.0.2") as base:
+        assert base.startswith("http://127.0.0.2:")
+        assert httpx.get(f"{base}/api/rows").status_code == 200
+        assert httpx.get(f"{base}/api/rows", headers={"host": "evil.example"}).status_code == 403
+
+
+def test_the_host_check_accepts_loopback_addresses_only(generations):
+    client, _ = client_for(generations)
+    for host in ("127.0.0.2:8765", "127.255.0.1", "[0:0:0:0:0:0:0:1]:8765", "LocalHost:8765"):
+        assert client.get("/api/rows", headers={"host": host}).status_code == 200, host
+    for host in ("127.0.0.2.evil.example", "0.0.0.0:8765", "[::]:8765", "10.0.0.1", "localhost.evil.example", ""):
+        assert client.get("/api/rows", headers={"host": host}).status_code == 403, host
+
+
+@pytest.mark.parametrize("token", [" ", "short", "a" * 15, " " + "a" * 20, "a" * 20 + "\n"])
+def test_serve_refuses_a_short_or_padded_token(generations, served, monkeypatch, token):
+    with pytest.raises(ValueError, match="at least 16 characters, without surrounding whitespace"):
+        served(generations, token=token)
+    monkeypatch.setenv("CUTALIGN_ANNOTATE_TOKEN", token)
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        served(generations, host="0.0.0.0")
+
+
+def test_serve_accepts_a_token_of_16_characters(generations, served):
+    app, url = served(generations, host="0.0.0.0", token="0123456789abcdef")
+    assert url.endswith("/?token=0123456789abcdef")
+    client = TestClient(app, base_url="http://192.0.2.1:8765")
+    assert client.get("/api/rows", headers={"X-Cutalign-Token": "0123456789abcdef"}).status_code == 200
+
+
+def test_the_token_help_says_how_long_it_must_be():
+    import argparse
+
+    from cutalign import annotate_cli
+    from cutalign.annotate.server import MIN_TOKEN_CHARS
+
+    subparsers = argparse.ArgumentParser().add_subparsers()
+    annotate_cli.add_parser(subparsers)
+    assert f"at least {MIN_TOKEN_CHARS} characters" in " ".join(subparsers.choices["annotate"].format_help().split())
+
+
 def test_serve_refuses_a_non_loopback_host_without_a_token(generations, monkeypatch):
     monkeypatch.delenv("CUTALIGN_ANNOTATE_TOKEN", raising=False)
     with pytest.raises(ValueError, match="give --token or set \\$CUTALIGN_ANNOTATE_TOKEN"):
@@ -322,6 +388,23 @@ def test_a_corrupt_journal_line_names_the_file_and_the_line(generations, line, m
     with pytest.raises(DataError) as error:
         client_for(generations)
     assert message in str(error.value)
+
+
+def test_blank_lines_in_the_journal_are_skipped_by_the_server_and_the_export(generations, tmp_path):
+    client, _ = client_for(generations)
+    save(client, "g0", "bad", "Too short.")
+    with open(journal_path(generations), "ab") as handle:
+        handle.write(b"\n  \r\n")  # e.g. a journal touched by an editor: blank lines hold no record
+    restarted, journal = client_for(generations)
+    assert journal.progress()["done"] == 1
+    save(restarted, "g1", "good")
+    assert [line["row_id"] for line in journal_lines(generations) if line] == ["g0", "g1"]
+    assert Journal(load_rows(generations), journal_path(generations)).progress()["done"] == 2
+    assert export(generations, tmp_path / "out.jsonl")["exported"] == 2
+    with open(journal_path(generations), "ab") as handle:
+        handle.write(b"\nnot json\n")
+    with pytest.raises(DataError, match=r"judgments.jsonl, row 6: is not a JSON record"):
+        client_for(generations)  # line numbers still count the blank lines
 
 
 def test_duplicate_ids_in_the_input_are_an_error(tmp_path):

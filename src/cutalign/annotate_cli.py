@@ -20,7 +20,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1); any other "
                         f"address requires --token or ${TOKEN_ENV}")
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
-    parser.add_argument("--token", default=None, help=f"access token every request must carry (or ${TOKEN_ENV})")
+    parser.add_argument("--token", default=None, help=f"access token every request must carry (or ${TOKEN_ENV}): "
+                        "at least 16 characters, without surrounding whitespace")
     parser.add_argument("--annotator", default=None, help="your name, recorded with every judgment")
     parser.add_argument("--export", metavar="OUT", default=None,
                         help="instead of serving, write the latest judgment per decided row to OUT (JSONL)")

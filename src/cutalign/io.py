@@ -1,30 +1,46 @@
 """Atomic file writes: a temporary file in the same directory, flushed and fsynced, then moved into place.
 
-A reader, or a run resumed after a crash, sees either the old file or the new one, never half of one.
+A reader, or a run resumed after a crash, sees either the old file or the new one, never half of one. The file
+gets the mode of any new file under the process umask (0644 under the usual 022), as ``open()`` would give it:
+the temporary file is created with 0666 and the umask applied by the kernel, not with ``tempfile``'s 0600.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 
+def _create_temporary(path: Path) -> tuple[Path, int]:
+    """A new, empty ``.<name>.<random>.tmp`` beside ``path``, opened for writing, mode 0666 less the umask.
+
+    ``O_EXCL`` makes the name ours alone (another name is drawn in the unlikely case it is taken), and passing
+    0666 lets the kernel apply the umask: reading the umask would mean setting it, which races with other threads.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # os.open descriptors are not inherited (PEP 446)
+    while True:
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return temporary, os.open(temporary, flags, 0o666)
+        except FileExistsError:
+            continue
+
+
 def write_text(path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically; the parent directories are created as needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp", delete=False)
+    temporary, descriptor = _create_temporary(path)
     try:
-        with handle:
+        with open(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(handle.name, path)
+        os.replace(temporary, path)
     except BaseException:
-        if os.path.exists(handle.name):
-            os.unlink(handle.name)
+        temporary.unlink(missing_ok=True)
         raise
 
 

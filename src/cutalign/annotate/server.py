@@ -12,8 +12,10 @@ Routes:
 Model output is untrusted: the page only ever inserts it as text, and a strict Content-Security-Policy (no inline
 script, no other origin) backs that up. With a token, every request must carry it: the page as ``?token=``
 (which also sets a same-site cookie for the static files), API calls as the ``X-Cutalign-Token`` header.
-Without one the server must listen on a loopback address, and refuses requests whose ``Host`` is not a loopback
-name (DNS rebinding) or whose body is not JSON (cross-site form posts).
+A token must be at least :data:`MIN_TOKEN_CHARS` characters, without surrounding whitespace. Without one the
+server must listen on a loopback address, and refuses requests whose ``Host`` is not ``localhost`` or a loopback
+address (``127.0.0.0/8``, ``::1``; a DNS-rebinding page's Host is its own domain name) or whose body is not JSON
+(cross-site form posts).
 """
 
 import contextlib
@@ -46,7 +48,8 @@ TOKEN_COOKIE = "cutalign_token"
 MAX_BODY_BYTES = 64 * 1024
 """Room for a judgment at the limit even when every character is JSON-escaped."""
 MAX_ANNOTATOR_CHARS = 100
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]"}
+MIN_TOKEN_CHARS = 16
+"""A token shorter than this is refused: it is the only lock on a page served beyond this machine."""
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
     (b"x-content-type-options", b"nosniff"),
@@ -63,12 +66,27 @@ class HTTPError(Exception):
 
 
 def is_loopback(host: str) -> bool:
+    """True for ``localhost`` (any case) and any loopback address: ``127.0.0.0/8``, ``::1`` (bracketed or not)."""
+    host = host.lower()
     if host == "localhost":
         return True
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_token(token: str | None) -> str | None:
+    """Return ``token`` if it is long enough and has no surrounding whitespace; ``None`` means no token."""
+    if token is not None and (len(token) < MIN_TOKEN_CHARS or token != token.strip()):
+        raise ValueError(
+            f"the token (--token or ${TOKEN_ENV}) must be at least {MIN_TOKEN_CHARS} characters, without surrounding "
+            f"whitespace; got {len(token)} characters. Make one with: python -c 'import secrets; "
+            "print(secrets.token_urlsafe())'"
+        )
+    return token
 
 
 class Guard:
@@ -79,8 +97,8 @@ class Guard:
 
     def refusal(self, scope) -> tuple[int, str] | None:
         headers = Headers(scope=scope)
-        if self.loopback and _host_name(headers.get("host", "")) not in LOOPBACK_NAMES:
-            return 403, "this server answers only to a loopback Host"
+        if self.loopback and not is_loopback(_host_name(headers.get("host", ""))):
+            return 403, "this server answers only to a loopback Host (localhost or a loopback address)"
         if self.token is None:
             return None
         path, query = scope["path"], QueryParams(scope["query_string"])
@@ -272,9 +290,10 @@ def create_app(journal: Journal, *, annotator: str, token: str | None = None, lo
 def serve(path, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None, annotator: str | None = None):
     """Serve the annotation page for the rows of ``path`` until interrupted; print the URL to open.
 
-    ``token`` defaults to ``$CUTALIGN_ANNOTATE_TOKEN``; it is required when ``host`` is not a loopback address.
+    ``token`` defaults to ``$CUTALIGN_ANNOTATE_TOKEN``; it is required when ``host`` is not a loopback address, and
+    must be at least :data:`MIN_TOKEN_CHARS` characters without surrounding whitespace.
     """
-    token = token or os.environ.get(TOKEN_ENV) or None
+    token = check_token(token or os.environ.get(TOKEN_ENV) or None)
     loopback = is_loopback(host)
     if not loopback and token is None:
         raise ValueError(f"serving on {host!r} exposes the page beyond this machine: give --token or set ${TOKEN_ENV}")

@@ -19,7 +19,7 @@ The latest ``good``/``bad`` record of a row is its *decision*; a skip never repl
 under a thread lock and an exclusive ``flock`` on the journal, each followed by ``fsync``, so that a saved record
 survives a crash, and two people saving the same row (through one server or two) both land in the journal, in
 order, with distinct revisions. A line torn by a crash mid-write was never acknowledged: it is reported and cut
-off before the next append.
+off before the next append. Blank lines hold no record and are skipped.
 """
 
 import datetime
@@ -30,7 +30,7 @@ import os
 import threading
 from pathlib import Path
 
-from cutalign.data import DataError, load_judgments
+from cutalign.data import DataError, read_judgments
 from cutalign.io import write_jsonl
 
 logger = logging.getLogger("cutalign.annotate")
@@ -49,11 +49,13 @@ def journal_path(path) -> Path:
 def load_rows(path) -> list[dict]:
     """The rows to annotate: ``{"id", "prompt", "completion", "judgment"}`` in input order, ids unique.
 
-    ``judgment`` is the one the input already carries (e.g. an AI judge's), shown as a starting point.
+    ``judgment`` is the one the input already carries (e.g. an AI judge's), shown as a starting point. Columns the
+    page does not show (a generations file's ``seed``, say) are reported in a warning, not refused; rows whose
+    judgment is a failure marker are left out and reported, as in every load of judgment data.
     """
     rows = [
         {"id": row["id"], "prompt": row["prompt"], "completion": row["completion"], "judgment": row["judgment"]}
-        for row in load_judgments(path).to_list()
+        for row in read_judgments(path, unknown_columns="warn").dataset.to_list()
     ]
     first_row = {}
     for number, row in enumerate(rows, start=1):
@@ -130,6 +132,8 @@ class Journal:
             return
         for raw in complete.split(b"\n"):
             self._lines += 1
+            if not raw.strip():
+                continue  # a blank line (an editor's, say) holds no record; line numbers still count it
             try:
                 record = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -1,24 +1,32 @@
 """Judgment data: the canonical example schema, loaders for files and datasets, and positive down-sampling."""
 
-from .formats import FILE_FORMATS, load_judgments
+from .formats import FILE_FORMATS, Loaded, load_judgments, read_judgments
 from .schema import (
+    FAILED_JUDGMENT_MARKERS,
     POSITIVE_SCORE,
     DataError,
+    FailedJudgment,
     count_examples,
     downsample_positives,
+    is_failed_judgment,
     is_negative,
     validate_example,
     validate_reference_example,
 )
 
 __all__ = [
+    "FAILED_JUDGMENT_MARKERS",
     "FILE_FORMATS",
     "POSITIVE_SCORE",
     "DataError",
+    "FailedJudgment",
+    "Loaded",
     "count_examples",
     "downsample_positives",
+    "is_failed_judgment",
     "is_negative",
     "load_judgments",
+    "read_judgments",
     "validate_example",
     "validate_reference_example",
 ]

@@ -1,20 +1,25 @@
 """Loading judgment data from files, ``datasets.Dataset`` objects or lists of dicts.
 
-Two row layouts are understood, detected from the columns of the first row:
+Two row layouts are understood, detected from the first row (``instruction`` makes it the reference layout):
 
 * ``"reference"``: the format of the reference CUT implementation, rows with ``instruction``, ``input``,
   ``output``, ``judgment`` and optional ``score`` and ``id``;
 * ``"canonical"``: rows with ``prompt``, ``completion``, ``judgment`` and optional ``score``, ``id``, ``refinement``.
 
+A column outside the layout is an error naming it, with a suggestion (see :mod:`cutalign.data.columns`).
+
 Four file formats are read, chosen by extension unless ``format`` is given: ``json`` (a JSON array of objects, or
-JSON Lines when the file does not start with ``[``), ``jsonl``, ``csv`` (with a header; empty cells are null) and
-``parquet``. Row numbers in errors are 1-based positions within the source:
+JSON Lines when the file does not start with ``[``; a file holding one JSON object is refused, as it is neither),
+``jsonl``, ``csv`` (with a header; empty cells are null) and ``parquet``. Row numbers in errors are 1-based
+positions within the source:
 
 * JSON Lines and CSV: the line number in the file (for CSV the header is line 1, so the first example is row 2;
   a quoted cell spanning lines counts from the line where its record starts);
 * JSON arrays, Parquet files, datasets and lists: the position in the array, table or list.
 
-Every row becomes an example or raises :class:`DataError`; nothing is dropped silently.
+Every row becomes an example or raises :class:`DataError`; nothing is dropped silently. The one exclusion is a
+row whose judgment is a failure marker (``"$ERROR$"``, see :data:`~cutalign.data.schema.FAILED_JUDGMENT_MARKERS`):
+its judging failed, so it is left out, counted (:attr:`Loaded.failed_rows`) and reported in a warning.
 """
 
 import codecs
@@ -23,13 +28,23 @@ import io
 import json
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 import pyarrow
 import pyarrow.parquet
 
-from .schema import POSITIVE_SCORE, DataError, count_examples, validate_example, validate_reference_example
+from .columns import check_columns
+from .schema import (
+    FAILED_JUDGMENT_MARKERS,
+    POSITIVE_SCORE,
+    DataError,
+    FailedJudgment,
+    count_examples,
+    validate_example,
+    validate_reference_example,
+)
 
 logger = logging.getLogger("cutalign.data")
 
@@ -43,6 +58,17 @@ _PROMPT_FEATURES = {
 }
 
 
+@dataclass
+class Loaded:
+    """What :func:`read_judgments` made of a source: the dataset and what was left out of it or ignored."""
+
+    dataset: datasets.Dataset
+    failed_rows: list[int] = field(default_factory=list)
+    """Row numbers (as in errors) whose judgment is a failure marker: left out of ``dataset``."""
+    unknown_columns: list[str] = field(default_factory=list)
+    """Columns outside the layout, ignored (only with ``unknown_columns="warn"``; otherwise they are an error)."""
+
+
 def load_judgments(
     source, *, format: str | None = None, positive_score: float = POSITIVE_SCORE
 ) -> datasets.Dataset:
@@ -52,8 +78,20 @@ def load_judgments(
     ``FILE_FORMATS``) overrides the file extension. Rows with ``score >= positive_score`` count as positive.
 
     The result has the columns ``prompt`` (all strings, or all lists of messages), ``completion``, ``judgment``
-    (nullable string), ``score`` (nullable float64), ``id`` (string; the 0-based position of the example when the
-    row has none) and ``refinement`` when any row carries one.
+    (nullable string), ``score`` (nullable float64), ``id`` (string; the 0-based position of the row in the source
+    when it has none) and ``refinement`` when any row carries one. Rows with a failed judgment are left out and
+    reported (:func:`read_judgments` also returns their row numbers); an unknown column is an error.
+    """
+    return read_judgments(source, format=format, positive_score=positive_score).dataset
+
+
+def read_judgments(
+    source, *, format: str | None = None, positive_score: float = POSITIVE_SCORE, unknown_columns: str = "error"
+) -> Loaded:
+    """:func:`load_judgments`, returning also the row numbers left out for a failed judgment.
+
+    ``unknown_columns="warn"`` logs unknown columns instead of refusing the source, for readers that only show the
+    rows to a person (the annotation page); training data should keep the default ``"error"``.
     """
     if isinstance(source, (str, os.PathLike)):
         file = str(source)
@@ -69,19 +107,45 @@ def load_judgments(
         raise DataError("holds no examples", file=file)
 
     first = rows[0][1]
-    layout = "reference" if isinstance(first, dict) and "instruction" in first and "output" in first else "canonical"
+    layout = "reference" if isinstance(first, dict) and "instruction" in first else "canonical"
+    ignored = check_columns(rows, layout, file=file, unknown=unknown_columns)
     validate = validate_reference_example if layout == "reference" else validate_example
-    examples = [validate(raw, file=file, row=row, positive_score=positive_score) for row, raw in rows]
-    dataset = _to_dataset(examples, [row for row, _ in rows], file)
+    examples, numbers, failed = [], [], []
+    for position, (row, raw) in enumerate(rows):
+        try:
+            example = validate(raw, file=file, row=row, positive_score=positive_score)
+        except FailedJudgment:
+            failed.append(row)
+            continue
+        if example["id"] is None:
+            example["id"] = str(position)  # the position in the source: ids stay put when rows are left out
+        examples.append(example)
+        numbers.append(row)
+    where = file or f"a {type(source).__name__}"
+    if failed:
+        logger.warning(
+            "%s: left out %d of %d rows whose judgment is a failure marker (%s), as their judging failed: rows %s",
+            where, len(failed), len(rows), ", ".join(sorted(FAILED_JUDGMENT_MARKERS)), _row_list(failed),
+        )
+    if not examples:
+        raise DataError(f"holds no examples: all {len(rows)} rows have a failed judgment", file=file)
+    dataset = _to_dataset(examples, numbers, file)
 
     counts = count_examples(dataset)
     by_score = sum(score is not None and score >= positive_score for score in dataset["score"])
     logger.info(
-        "Loaded %d examples (%d negatives, %d positives, %d of them by score >= %s) from %s, %s layout",
-        counts["total"], counts["negatives"], counts["positives"], by_score, positive_score,
-        file or f"a {type(source).__name__}", layout,
+        "Loaded %d examples (%d negatives, %d positives, %d of them by score >= %s; %d rows left out for a failed "
+        "judgment) from %s, %s layout",
+        counts["total"], counts["negatives"], counts["positives"], by_score, positive_score, len(failed), where,
+        layout,
     )
-    return dataset
+    return Loaded(dataset, failed, ignored)
+
+
+def _row_list(numbers: list[int], shown: int = 20) -> str:
+    """``1, 4, 9`` or, past ``shown`` numbers, the first ``shown`` and how many more."""
+    listed = ", ".join(map(str, numbers[:shown]))
+    return listed if len(numbers) <= shown else f"{listed} and {len(numbers) - shown} more"
 
 
 def _to_dataset(examples: list[dict], row_numbers: list[int], file) -> datasets.Dataset:
@@ -95,10 +159,6 @@ def _to_dataset(examples: list[dict], row_numbers: list[int], file) -> datasets.
                 "all prompts must be of one kind",
                 file=file, row=row, field="prompt",
             )
-    for position, example in enumerate(examples):
-        if example["id"] is None:
-            example["id"] = str(position)
-
     features = {
         "prompt": _PROMPT_FEATURES[conversational],
         "completion": _STRING,
@@ -136,7 +196,27 @@ def _read_file(path: Path, format: str | None) -> list[tuple[int, object]]:
         return _read_csv(data, path)
     if format == "json" and data.lstrip()[:1] == b"[":
         return _read_json_array(data, path)
+    if format == "json":
+        _refuse_single_value(data, path)
     return _read_json_lines(data, path)
+
+
+def _refuse_single_value(data: bytes, file) -> None:
+    """Refuse a ``.json`` file that parses as one value other than an array: it is neither rows nor JSON Lines.
+
+    Read as JSON Lines, a lone object would pass as a one-row dataset (or, pretty-printed, fail as invalid JSON
+    on line 1). A file that is not one JSON value is left to the JSON Lines reader, whose errors name the line.
+    """
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return
+    kind = "object" if isinstance(value, dict) else "value"
+    raise DataError(
+        f"holds a single JSON {kind}, not rows: expected a JSON array of rows ([{{...}}, {{...}}]) or JSON Lines "
+        "(one row per line); for one row, write [{...}] or name the file .jsonl",
+        file=file,
+    )
 
 
 def _decode(data: bytes, file) -> str:

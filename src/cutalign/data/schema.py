@@ -11,8 +11,11 @@ A canonical example is a dict with
 * ``refinement``: an optional string, kept only when the row carries one.
 
 An example with a judgment is *negative* (the judgment points at what is wrong); one without is *positive*.
-Every check raises :class:`DataError` naming the file, the 1-based row and the field, so that a bad row in a
-10,000-line file can be found and fixed without guesswork.
+A judgment that is a failure marker (:data:`FAILED_JUDGMENT_MARKERS`) is neither: the judging failed, and the
+row raises :class:`FailedJudgment`, which :func:`cutalign.data.load_judgments` turns into a counted, reported
+exclusion. Every string must be valid Unicode text (a JSON ``"\\ud800"`` escape is not). Every check raises
+:class:`DataError` naming the file, the 1-based row and the field, so that a bad row in a 10,000-line file can be
+found and fixed without guesswork.
 """
 
 import logging
@@ -25,6 +28,11 @@ logger = logging.getLogger("cutalign.data")
 
 POSITIVE_SCORE = 7.0
 """Scores at or above this count as positive, as in the reference implementation."""
+
+FAILED_JUDGMENT_MARKERS = frozenset({"$ERROR$"})
+"""Judgments that record a failed judging, not a critique: the reference CUT data writes ``"$ERROR$"`` when its
+judge failed (47 rows of its ``iter1.json``). Trained on, the marker would teach the model that "$ERROR$" is what
+is wrong with a response. Compared after stripping surrounding whitespace, case-sensitively."""
 
 
 class DataError(ValueError):
@@ -50,8 +58,35 @@ class DataError(ValueError):
         return (type(self), (self.message,), self.__dict__)
 
 
+class FailedJudgment(DataError):
+    """The row's judgment is a failure marker (:data:`FAILED_JUDGMENT_MARKERS`): the row was never judged.
+
+    A :class:`DataError` for callers of :func:`validate_example`; :func:`cutalign.data.load_judgments` catches it,
+    leaves the row out and counts it.
+    """
+
+
+def is_failed_judgment(judgment) -> bool:
+    """True when ``judgment`` is a string that, stripped, is one of :data:`FAILED_JUDGMENT_MARKERS`."""
+    return isinstance(judgment, str) and judgment.strip() in FAILED_JUDGMENT_MARKERS
+
+
 def _type_name(value) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def _check_text(value: str, error, where: str = "") -> str:
+    """Return ``value`` if it encodes to UTF-8; a lone surrogate (JSON ``"\\ud800"``) raises ``error(...)``.
+
+    Python's JSON reader accepts unpaired surrogate escapes, but no file, tokenizer or Arrow column can hold
+    them: without this check the row fails much later with a bare ``UnicodeEncodeError`` naming nothing.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as bad:
+        raise error(f"{where}holds a lone surrogate {value[bad.start]!r} at character {bad.start + 1}, which is not "
+                    "valid Unicode text") from None
+    return value
 
 
 def _check_prompt(prompt, error):
@@ -59,7 +94,7 @@ def _check_prompt(prompt, error):
     if prompt is None or isinstance(prompt, str):
         if prompt is None or not prompt.strip():
             raise error("is empty")
-        return prompt
+        return _check_text(prompt, error)
     if not isinstance(prompt, list):
         raise error(f"must be a string or a list of messages, got {_type_name(prompt)}")
     if not prompt:
@@ -71,6 +106,7 @@ def _check_prompt(prompt, error):
         for key in ("role", "content"):
             if not isinstance(message.get(key), str):
                 raise error(f"message {position}: {key!r} must be a string, got {_type_name(message.get(key))}")
+            _check_text(message[key], error, f"message {position}: {key!r} ")
         # Only role and content: extra keys would give rows different Arrow struct types.
         messages.append({"role": message["role"], "content": message["content"]})
     return messages
@@ -113,12 +149,18 @@ def _canonical(raw, *, file, row, positive_score, names) -> dict:
         raise error_for("completion")(f"must be a string, got {_type_name(completion)}")
     if completion is None or not completion.strip():  # null: an empty CSV cell, or no response at all
         raise error_for("completion")("is empty")
+    _check_text(completion, error_for("completion"))
 
     judgment = raw.get("judgment")
     if judgment is not None and not isinstance(judgment, str):
         raise error_for("judgment")(f"must be a string or null, got {_type_name(judgment)}")
+    if is_failed_judgment(judgment):
+        raise FailedJudgment(f"is {judgment.strip()!r}, a failure marker: the judging of this row failed",
+                             file=file, row=row, field=names.get("judgment", "judgment"))
     if judgment is not None and not judgment.strip():
         judgment = None
+    if judgment is not None:
+        _check_text(judgment, error_for("judgment"))
 
     score = _check_score(raw.get("score"), error_for("score"))
     if score is not None and score >= positive_score:
@@ -127,6 +169,8 @@ def _canonical(raw, *, file, row, positive_score, names) -> dict:
     example_id = raw.get("id")
     if isinstance(example_id, bool) or not isinstance(example_id, (str, int, type(None))):
         raise error_for("id")(f"must be a string or an integer, got {_type_name(example_id)}")
+    if isinstance(example_id, str):
+        _check_text(example_id, error_for("id"))
 
     example = {
         "prompt": prompt,
@@ -139,6 +183,8 @@ def _canonical(raw, *, file, row, positive_score, names) -> dict:
         refinement = raw["refinement"]
         if refinement is not None and not isinstance(refinement, str):
             raise error_for("refinement")(f"must be a string or null, got {_type_name(refinement)}")
+        if refinement is not None:
+            _check_text(refinement, error_for("refinement"))
         example["refinement"] = refinement
     return example
 
@@ -146,8 +192,10 @@ def _canonical(raw, *, file, row, positive_score, names) -> dict:
 def validate_example(raw: dict, *, file=None, row: int | None = None, positive_score: float = POSITIVE_SCORE) -> dict:
     """Check one row with canonical columns and return the canonical example.
 
-    Columns other than the canonical ones (and ``refinement``) are ignored. An empty judgment becomes ``None``,
-    and so does any judgment when ``score >= positive_score``. ``id`` is ``None`` when absent (loaders fill it in).
+    Columns other than the canonical ones (and ``refinement``) are ignored here; :func:`cutalign.data.load_judgments`
+    refuses them for a whole source. An empty judgment becomes ``None``, and so does any judgment when ``score >=
+    positive_score``. A failure marker as judgment raises :class:`FailedJudgment`, whatever the score. ``id`` is
+    ``None`` when absent (loaders fill it in).
     """
     return _canonical(raw, file=file, row=row, positive_score=positive_score, names={})
 
@@ -171,6 +219,9 @@ def validate_reference_example(
         raise DataError(f"must be a string, got {_type_name(instruction)}", file=file, row=row, field="instruction")
     if extra is not None and not isinstance(extra, str):
         raise DataError(f"must be a string or null, got {_type_name(extra)}", file=file, row=row, field="input")
+    for name, value in (("instruction", instruction), ("input", extra)):
+        if value is not None:
+            _check_text(value, lambda message, name=name: DataError(message, file=file, row=row, field=name))
 
     converted = {key: value for key, value in raw.items() if key not in ("instruction", "input", "output")}
     converted["prompt"] = f"{instruction}\n{extra}" if extra else instruction
