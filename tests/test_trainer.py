@@ -272,3 +272,18 @@ def test_auto_template_follows_the_tokenizer_and_drops_are_warned(tmp_path, capl
     plain = CUTTrainer(make_model("llama"), config(tmp_path), train_dataset=examples,
                        processing_class=make_tokenizer(chat=False))
     assert plain.template == "alpaca"
+
+
+def test_a_launch_that_formed_no_process_group_is_refused(tmp_path, monkeypatch):
+    """WORLD_SIZE=2 from the launcher but one process in the Accelerator: two copies would each train on all the
+    data and write the same folder. Refuse it."""
+    args = config(tmp_path)  # the process state is set up here, as one process
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="launched as 2 processes .* training runs in 1"):
+        CUTTrainer(make_model("llama"), args, train_dataset=tiny_examples(), processing_class=make_tokenizer())
+
+
+def test_without_an_accelerator_training_runs_on_the_cpu(tmp_path):
+    if torch.accelerator.is_available():
+        pytest.skip("this machine has an accelerator")
+    assert CUTConfig(output_dir=str(tmp_path)).use_cpu

@@ -96,6 +96,13 @@ class CUTConfig(TrainingArguments):
     def __post_init__(self):
         if isinstance(self.model_init_kwargs, str):
             self.model_init_kwargs = json.loads(self.model_init_kwargs)
+        import torch
+
+        if not torch.accelerator.is_available():
+            # No GPU (or other accelerator): train on the CPU explicitly. Left False, a multi-process launch
+            # (`accelerate launch --num_processes 2`, torchrun) on such a machine forms no process group and runs
+            # independent copies; with use_cpu the processes join one gloo group.
+            self.use_cpu = True
         super().__post_init__()
         problems = []
         if not self.threshold > 0:

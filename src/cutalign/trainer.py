@@ -145,6 +145,13 @@ class CUTTrainer(Trainer):
             callbacks=callbacks,
             optimizers=optimizers,
         )
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if launched != self.accelerator.num_processes:
+            raise RuntimeError(
+                f"launched as {launched} processes (WORLD_SIZE) but training runs in {self.accelerator.num_processes}: "
+                "the processes did not join one process group, so each would train alone on all the data. Launch "
+                "with `accelerate launch --config_file ...` using a shipped config (see docs/scale-out.md); on a "
+                "machine without a GPU the processes join a CPU (gloo) group.")
         # The normalized reduction divides by the completion tokens of the whole optimizer batch: let the Trainer
         # count them (from `shift_labels`) and skip its division by the accumulation steps.
         self.model_accepts_loss_kwargs = args.reduction == "normalized"
