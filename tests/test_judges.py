@@ -345,3 +345,28 @@ def test_example_endpoint_splits_only_judge_prompts():
     assert split_prompt(prompt) == ("Say hi.\n\nDo not use commas.", "Hi, you.\n\nBye")
     with pytest.raises(ValueError):
         split_prompt("hello")
+
+
+def test_generation_and_judges_import_neither_the_loop_nor_evaluation():
+    """Imports flow one way: generation and judges sit below the online loop, evaluation and the CLI."""
+    import ast
+    from pathlib import Path
+
+    import cutalign
+
+    root = Path(cutalign.__file__).parent
+    above = ("cutalign.online", "cutalign.eval", "cutalign.cli", "cutalign.demo")
+    for path in [root / "generation.py", *sorted((root / "judges").glob("*.py"))]:
+        package = "cutalign" if path.parent == root else "cutalign.judges"
+        forbidden = above + (("cutalign.judges",) if package == "cutalign" else ())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+                names = [".".join(base + ([node.module] if node.module else []))]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(forbidden) and not name.endswith("_cli"), f"{path.name} imports {name}"
+

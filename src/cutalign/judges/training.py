@@ -20,7 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..generation import instruction_text
+from ..generation import SamplingConfig, generate, instruction_text
 from ..io import write_json, write_jsonl
 from .base import NO_ISSUES, JudgeFailure, judge_prompt
 from .model import ModelJudge
@@ -177,7 +177,6 @@ def builtin_judgment_data(model, tokenizer, *, n_train: int, n_heldout: int, kin
 
     Training rows answer the task's training prompts, held-out rows its held-out prompts (no instruction shared).
     """
-    from ..generation import SamplingConfig, generate
     from ..tasks import rule_judge, task_prompts
 
     out = []
