@@ -1,7 +1,7 @@
 """Batched generation against one prompt at a time (how the reference's evaluation script generates).
 
 64 prompts of the built-in verifiable-instruction task, the embedded SmolLM2-135M, greedy decoding, chat template.
-``cutalign.online.generate`` batches prompts of similar length with left padding; one-at-a-time is the same
+``cutalign.generation`` batches prompts of similar length with left padding; one-at-a-time is the same
 function with batch size 1 (no padding at all). With greedy decoding both should give the same answers up to
 floating-point differences from padding; the table reports how many match exactly.
 
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cutalign.online.generate import SamplingConfig, generate
+    from cutalign.generation import SamplingConfig, generate
     from cutalign.tasks import task_prompts
 
     directory = common.model_dir()

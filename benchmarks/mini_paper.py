@@ -39,10 +39,11 @@ import torch
 
 from cutalign.baselines import METHODS
 from cutalign.eval import generate_records, guard_metrics, task_accuracy
+from cutalign.generation import SamplingConfig, generate
 from cutalign.io import write_json, write_text
+from cutalign.judges import RuleJudge
 from cutalign.models import load_model, load_tokenizer
-from cutalign.online.generate import SamplingConfig, generate
-from cutalign.tasks import RuleJudge, base_instructions, task_prompts, wilson_interval
+from cutalign.tasks import base_instructions, task_prompts, wilson_interval
 
 LORA_TARGETS = ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]
 

@@ -6,7 +6,7 @@ Use it to try the endpoint judge end to end without a real LLM server::
     CUTALIGN_JUDGE_API_KEY=local cutalign online --config configs/online-endpoint.yaml
 
 It reads the instruction and response out of the prompt the endpoint judge sends (``JUDGE_PROMPT`` in
-:mod:`cutalign.online.judges`) and answers "No issues." or the rule judge's critique, in the chat-completions
+:mod:`cutalign.judges`) and answers "No issues." or the rule judge's critique, in the chat-completions
 response format. Standard library only; a real deployment points ``base_url`` at vLLM, TGI or a hosted API.
 """
 
@@ -16,7 +16,7 @@ import argparse
 import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from cutalign.online.judges import JUDGE_PROMPT, NO_ISSUES
+from cutalign.judges import JUDGE_PROMPT, NO_ISSUES
 from cutalign.tasks import rule_judge
 
 _BEFORE_INSTRUCTION, _rest = JUDGE_PROMPT.split("{instruction}")

@@ -110,7 +110,7 @@ def test_help_documents_every_option():
 @pytest.mark.slow
 def test_embedded_model_loads_and_generates():
     from cutalign.models import load_tokenizer
-    from cutalign.online.generate import SamplingConfig, generate
+    from cutalign.generation import SamplingConfig, generate
 
     tokenizer = load_tokenizer("default")
     model = load_model("default")

@@ -23,7 +23,8 @@ from cutalign.eval import (
     task_accuracy,
     win_rate,
 )
-from cutalign.online.generate import SamplingConfig
+from cutalign.generation import SamplingConfig
+from cutalign.judges import EndpointError
 from cutalign.tasks import wilson_interval
 
 
@@ -149,5 +150,6 @@ def test_endpoint_judge_over_http():
     assert asked[0][0] == "/v1/chat/completions" and asked[0][1] == "Bearer k"
     assert asked[0][2]["model"] == "judge-model" and asked[0][2]["temperature"] == 0
     assert parse_verdict("no idea") == "tie"
-    with pytest.raises(RuntimeError, match="could not be reached"):
-        EndpointPairwiseJudge("http://127.0.0.1:9/v1", "m", timeout_s=2)(["q"], ["a"], ["b"])
+    with pytest.raises(EndpointError, match=r"request to http://127\.0\.0\.1:9/v1/chat/completions failed: "
+                       r"ConnectError: .* \(after 2 attempts\)"):
+        EndpointPairwiseJudge("http://127.0.0.1:9/v1", "m", timeout_s=2, max_retries=1, backoff_s=0)(["q"], ["a"], ["b"])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import make_model, make_tokenizer
-from cutalign.judge_training import (
+from cutalign.judges.training import (
     JudgeTrainingConfig,
     agreement,
     evaluate_judge,
@@ -19,7 +19,7 @@ from cutalign.judge_training import (
     split_rows,
     train_judge,
 )
-from cutalign.online.judges import NO_ISSUES, JudgeFailure, ModelJudge, judge_prompt
+from cutalign.judges import NO_ISSUES, JudgeFailure, ModelJudge, judge_prompt
 
 
 def naive_lcs(a: list[str], b: list[str]) -> int:
@@ -116,7 +116,7 @@ def test_train_judge_cli_rejects_bad_input(tmp_path):
 
 
 def test_balance_classes_repeats_the_rarer_class_and_keeps_every_row():
-    from cutalign.judge_training import balance_classes
+    from cutalign.judges.training import balance_classes
 
     rows = [{"id": i, "judgment": None if i < 2 else f"bad {i}"} for i in range(7)]  # 2 good, 5 bad
     balanced = balance_classes(rows, seed=0)

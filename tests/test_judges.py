@@ -13,7 +13,7 @@ from conftest import make_model, make_tokenizer
 from cutalign.data import DataError
 from cutalign.errors import UsageError
 from cutalign.online.config import config_from_dict, load_config
-from cutalign.online.judges import (
+from cutalign.judges import (
     NO_ISSUES,
     CallableJudge,
     EndpointJudge,
@@ -24,7 +24,7 @@ from cutalign.online.judges import (
     judge_prompt,
     parse_judgment,
 )
-from cutalign.tasks import rule_judge
+from cutalign.tasks import rule_judge, task_prompts
 
 
 def test_parse_judgment():
@@ -48,6 +48,14 @@ def test_rule_judge_matches_the_task_rules():
         RuleJudge()(instructions, responses[:1])
 
 
+def test_rule_judge_class_matches_function_and_checks_lengths():
+    prompts = task_prompts("train", n=6, seed=1)
+    responses = ["The Sun, the rain.", "no commas and no capitals here", "", "- a b\n- c d", "fine words here", "x"]
+    assert RuleJudge()(prompts, responses) == [rule_judge(p, r) for p, r in zip(prompts, responses)]
+    with pytest.raises(ValueError, match="got 6 instructions and 5 responses"):
+        RuleJudge()(prompts, responses[:5])
+
+
 def test_callable_judge_fails_only_the_bad_rows():
     def function(instruction, response):
         if response == "boom":
@@ -68,7 +76,7 @@ def test_model_judge_parses_a_tiny_model_output():
     out = judge(["Say hi.", "Say bye."], ["hi", "bye"])
     assert len(out) == 2
     # The random model writes gibberish: the result is whatever parse_judgment makes of the greedy text.
-    from cutalign.online.generate import SamplingConfig, generate
+    from cutalign.generation import SamplingConfig, generate
 
     texts = generate(judge.model, tokenizer, [judge_prompt("Say hi.", "hi"), judge_prompt("Say bye.", "bye")],
                      SamplingConfig(max_new_tokens=5, batch_size=2), progress=False)
@@ -245,6 +253,26 @@ def test_config_errors_name_the_problem(tmp_path, monkeypatch):
     assert error({"judge": {"kind": "rule"}, "task": {"kinds": ["shouting"]}}).startswith("c.yaml: task.kinds must be")
     ok = config_from_dict({"judge": {"kind": "callable", "function": "cutalign.tasks:rule_judge"}})
     assert ok.judge.function == "cutalign.tasks:rule_judge"
+    assert error({"judge": {"kind": "rule", "max_judgment_chars": 10}}).startswith(
+        "c.yaml: judge.max_judgment_chars does not apply to judge kind 'rule'")
+    assert error({"judge": {"kind": "endpoint", "model": "m", "base_url": "http://x", "max_response_bytes": 0}}) == (
+        "c.yaml: judge.max_response_bytes must be >= 1, got 0")
+    # The generation section is a SamplingConfig: its own checks, reported with the key; the seed is the loop's.
+    assert error({"judge": {"kind": "rule"}, "generation": {"temperature": -1}}) == (
+        "c.yaml: generation.temperature must be >= 0, got -1.0")
+    assert error({"judge": {"kind": "rule"}, "generation": {"top_p": 0}}) == (
+        "c.yaml: generation.top_p must be in (0, 1], got 0.0")
+    assert error({"judge": {"kind": "rule"}, "generation": {"seed": 0}}) == (
+        "c.yaml: generation.seed is not a setting: each generation batch's seed is derived from the top-level seed")
+
+
+def test_generation_section_is_a_sampling_config():
+    from cutalign.generation import SamplingConfig
+
+    config = config_from_dict({"judge": {"kind": "rule"}, "generation": {"top_p": 0.9, "batch_size": 2}})
+    assert config.generation == SamplingConfig(temperature=0.8, top_p=0.9, batch_size=2)  # missing keys: defaults
+    assert config_from_dict({"judge": {"kind": "rule"}}).generation == SamplingConfig(temperature=0.8)
+    assert config.to_dict()["generation"] == {"max_new_tokens": 64, "temperature": 0.8, "top_p": 0.9, "batch_size": 2}
 
 
 def test_config_file_errors(tmp_path):
@@ -308,7 +336,7 @@ def test_example_endpoint_splits_only_judge_prompts():
     import sys
     from pathlib import Path
 
-    from cutalign.online.judges import JUDGE_PROMPT
+    from cutalign.judges import JUDGE_PROMPT
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
     from rule_judge_endpoint import split_prompt
@@ -317,3 +345,28 @@ def test_example_endpoint_splits_only_judge_prompts():
     assert split_prompt(prompt) == ("Say hi.\n\nDo not use commas.", "Hi, you.\n\nBye")
     with pytest.raises(ValueError):
         split_prompt("hello")
+
+
+def test_generation_and_judges_import_neither_the_loop_nor_evaluation():
+    """Imports flow one way: generation and judges sit below the online loop, evaluation and the CLI."""
+    import ast
+    from pathlib import Path
+
+    import cutalign
+
+    root = Path(cutalign.__file__).parent
+    above = ("cutalign.online", "cutalign.eval", "cutalign.cli", "cutalign.demo")
+    for path in [root / "generation.py", *sorted((root / "judges").glob("*.py"))]:
+        package = "cutalign" if path.parent == root else "cutalign.judges"
+        forbidden = above + (("cutalign.judges",) if package == "cutalign" else ())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+                names = [".".join(base + ([node.module] if node.module else []))]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(forbidden) and not name.endswith("_cli"), f"{path.name} imports {name}"
+

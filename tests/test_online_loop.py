@@ -12,7 +12,7 @@ from conftest import make_model, make_tokenizer
 from cutalign.errors import UsageError
 from cutalign.online import loop as loop_module
 from cutalign.online.config import config_from_dict, load_config
-from cutalign.online.judges import JudgeFailure, RuleJudge
+from cutalign.judges import JudgeFailure, RuleJudge
 from cutalign.online.loop import round_prompts, run_online
 from cutalign.tasks import rule_judge
 
@@ -264,7 +264,7 @@ def test_human_judge_in_the_loop(tmp_path):
     import threading
     import time
 
-    from cutalign.online.judges import HumanJudge
+    from cutalign.judges import HumanJudge
 
     config = make_config(tmp_path / "run", rounds=1, judge={"kind": "human", "poll_seconds": 0.05})
     human_dir = tmp_path / "run" / "human"

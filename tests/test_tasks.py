@@ -18,7 +18,6 @@ from cutalign.tasks import (
     Lowercase,
     MaxWords,
     NoCommas,
-    RuleJudge,
     parse_constraints,
     pass_rate,
     rule_judge,
@@ -226,7 +225,7 @@ def test_instruction_without_constraints_passes_any_real_answer():
     assert rule_judge("Describe rain.", "Rain, Rain, Rain falls from CLOUDS.") is None
 
 
-# --- rule_judge and RuleJudge ------------------------------------------------------------------------------------
+# --- rule_judge -------------------------------------------------------------------------------------------------------
 
 
 def test_rule_judge_names_every_violated_constraint_and_only_those():
@@ -256,12 +255,7 @@ def test_rule_judge_rejects_non_string_response():
         rule_judge("Describe rain.", None)
 
 
-def test_rule_judge_class_matches_function_and_checks_lengths():
-    prompts = task_prompts("train", n=6, seed=1)
-    responses = ["The Sun, the rain.", "no commas and no capitals here", "", "- a b\n- c d", "fine words here", "x"]
-    assert RuleJudge()(prompts, responses) == [rule_judge(p, r) for p, r in zip(prompts, responses)]
-    with pytest.raises(ValueError, match="got 6 instructions and 5 responses"):
-        RuleJudge()(prompts, responses[:5])
+
 
 
 # --- base instructions and split ---------------------------------------------------------------------------------

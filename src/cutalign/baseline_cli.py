@@ -55,7 +55,7 @@ def run(args) -> int:
     from .data import load_judgments
     from .io import write_json
     from .models import load_model, load_tokenizer
-    from .online.generate import SamplingConfig, generate
+    from .generation import SamplingConfig, generate
 
     data = load_judgments(args.train_data)  # validate before loading the model
     if args.num_train_epochs <= 0 or args.learning_rate <= 0:

@@ -90,7 +90,7 @@ def _evaluate(args, out: Path) -> dict:
     from .eval import generate_records, guard_metrics, task_accuracy
     from .io import write_json
     from .models import load_model, load_tokenizer
-    from .online.generate import SamplingConfig
+    from .generation import SamplingConfig
     from .tasks import KINDS, parse_constraints, task_prompts
 
     if args.prompts:

@@ -49,7 +49,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from .judge_training import JudgeTrainingConfig, train_judge_command
+    from .judges.training import JudgeTrainingConfig, train_judge_command
 
     if not 0 < args.heldout_fraction < 1:
         raise UsageError(f"--heldout-fraction must be between 0 and 1, got {args.heldout_fraction}")

@@ -1,6 +1,6 @@
-"""Evaluation: generation (AlpacaEval format), task accuracy, pairwise win rate, and the general-ability guard."""
+"""Evaluation: AlpacaEval records, task accuracy, pairwise win rate, and the general-ability guard."""
 
-from .generation import generate_records, instruction_text, read_records
+from .records import generate_records, read_records
 from .metrics import distinct_n, guard_metrics, heldout_logp, task_accuracy
 from .pairwise import EndpointPairwiseJudge, ModelJudge, parse_verdict, win_rate
 
@@ -11,7 +11,6 @@ __all__ = [
     "generate_records",
     "guard_metrics",
     "heldout_logp",
-    "instruction_text",
     "parse_verdict",
     "read_records",
     "task_accuracy",

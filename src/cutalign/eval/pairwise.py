@@ -8,15 +8,13 @@ from the per-instruction scores (instructions are the independent units, not ver
 
 from __future__ import annotations
 
-import json
 import math
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 import torch
 
 from ..data.templates import plain_prompt
+from ..judges.http import DEFAULT_MAX_RESPONSE_BYTES, ChatClient
 
 COMPARE_PROMPT = (
     "Which response follows the instruction better? Answer with 1 or 2 only.\n\n"
@@ -102,36 +100,21 @@ def parse_verdict(text: str) -> str:
 
 
 class EndpointPairwiseJudge:
-    """An OpenAI-compatible ``POST {base_url}/chat/completions`` server as pairwise judge (temperature 0, one
-    request per comparison, plain ``urllib``). A reply without "1" or "2" counts as a tie; a failed request is an
-    error naming the URL (a win rate with silently missing verdicts would mislead)."""
+    """An OpenAI-compatible ``POST {base_url}/chat/completions`` server as pairwise judge, one request per comparison.
+
+    Requests go through the judges' :class:`cutalign.judges.ChatClient` (temperature 0, ``max_tokens`` tokens): a
+    total deadline of ``timeout_s`` per request, at most ``max_response_bytes`` read, no redirect followed (the API
+    key goes to ``base_url`` only), timeouts, transport errors, 429 and 5xx retried ``max_retries`` times with
+    exponential ``backoff_s``. A reply without "1" or "2" counts as a tie; a request that still fails is a
+    :class:`cutalign.judges.EndpointError` naming the URL (a win rate with silently missing verdicts would mislead).
+    """
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 60.0,
-                 max_tokens: int = 4):
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model, self.api_key, self.timeout_s, self.max_tokens = model, api_key, timeout_s, max_tokens
+                 max_tokens: int = 4, max_retries: int = 3, backoff_s: float = 1.0,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES):
+        self.client = ChatClient(base_url, model, api_key=api_key, max_tokens=max_tokens, timeout_s=timeout_s,
+                                 max_retries=max_retries, backoff_s=backoff_s, max_response_bytes=max_response_bytes)
 
     def __call__(self, instructions, firsts, seconds) -> list[str]:
-        return [self._ask(COMPARE_PROMPT.format(instruction=i, first=a, second=b))
+        return [parse_verdict(self.client.complete(COMPARE_PROMPT.format(instruction=i, first=a, second=b)))
                 for i, a, b in zip(instructions, firsts, seconds)]
-
-    def _ask(self, content: str) -> str:
-        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": content}],
-                           "temperature": 0, "max_tokens": self.max_tokens}).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as reply:
-                payload = json.loads(reply.read())
-        except urllib.error.HTTPError as error:
-            raise RuntimeError(f"the judge endpoint {self.url} answered HTTP {error.code}") from None
-        except (urllib.error.URLError, TimeoutError, OSError) as error:
-            raise RuntimeError(f"the judge endpoint {self.url} could not be reached: {error}") from None
-        except ValueError:
-            raise RuntimeError(f"the judge endpoint {self.url} did not answer JSON") from None
-        try:
-            return parse_verdict(payload["choices"][0]["message"]["content"])
-        except (KeyError, IndexError, TypeError):
-            raise RuntimeError(f"the judge endpoint {self.url} answered no chat completion: {str(payload)[:80]}") from None

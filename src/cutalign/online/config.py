@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
-import os
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -33,18 +30,11 @@ import yaml
 
 from ..config import CUTConfig, ModelConfig, config_file
 from ..errors import UsageError
+from ..generation import SamplingConfig
+from ..judges.config import JudgeConfig, check_model, validate_judge
 
-JUDGE_KINDS = ("rule", "callable", "model", "endpoint", "human")
-
-# Which JudgeConfig keys each kind reads (besides `kind`); any other key given for that kind is an error.
-JUDGE_KEYS = {
-    "rule": (),
-    "callable": ("function",),
-    "model": ("model", "max_new_tokens", "batch_size"),
-    "endpoint": ("base_url", "model", "api_key_env", "max_new_tokens", "concurrency", "timeout_s", "max_retries",
-                 "backoff_s"),
-    "human": ("directory", "poll_seconds"),
-}
+NOT_SETTINGS = {"generation.seed": "each generation batch's seed is derived from the top-level seed"}
+"""Fields of a section's dataclass that the loop sets itself: giving one in the config is an error."""
 
 
 @dataclass
@@ -56,41 +46,12 @@ class TaskConfig:
 
 
 @dataclass
-class GenerationConfig:
-    """Sampling of the responses that get judged (``temperature: 0`` = greedy)."""
-
-    max_new_tokens: int = 64
-    temperature: float = 0.8
-    top_p: float = 1.0
-    batch_size: int = 16
-
-
-@dataclass
 class EvalConfig:
     """The fixed held-out set: greedy answers to ``size`` held-out task prompts, scored by the rule judge."""
 
     size: int = 48
     max_new_tokens: int = 64
     batch_size: int = 16
-
-
-@dataclass
-class JudgeConfig:
-    """Which judge criticises the responses; see :mod:`cutalign.online.judges` and ``JUDGE_KEYS``."""
-
-    kind: str
-    function: str | None = None  # callable: "module:function", called as function(instruction, response)
-    model: str | None = None  # model: a directory, a saved adapter or "default"; endpoint: the model name
-    max_new_tokens: int = 96
-    batch_size: int = 16
-    base_url: str | None = None  # endpoint: e.g. http://127.0.0.1:8000/v1 (".../chat/completions" is appended)
-    api_key_env: str | None = None  # endpoint: the environment variable holding the API key (never logged)
-    concurrency: int = 4
-    timeout_s: float = 60.0
-    max_retries: int = 3
-    backoff_s: float = 1.0
-    directory: str | None = None  # human: where the files to fill in go (default: <output_dir>/human)
-    poll_seconds: float = 10.0
 
 
 LOOP_TRAINING_KEYS = ("output_dir", "seed")
@@ -113,12 +74,18 @@ class OnlineConfig:
     rounds: int = 3
     prompts_per_round: int = 64
     task: TaskConfig = field(default_factory=TaskConfig)
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    # The responses that get judged are sampled (temperature 0 = greedy); each batch's seed comes from `seed`.
+    generation: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.8))
     eval: EvalConfig = field(default_factory=EvalConfig)
     training: dict[str, Any] = field(default_factory=dict)  # CUTConfig fields; see cut_config()
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The config as plain data (``config.json``, the summary), without the fields the loop sets itself."""
+        raw = dataclasses.asdict(self)
+        for key in NOT_SETTINGS:
+            section, name = key.split(".")
+            del raw[section][name]
+        return raw
 
     def cut_config(self, output_dir: str, seed: int, **loop_values) -> CUTConfig:
         """The CUTConfig of one round: the loop's Trainer defaults, then ``training:``, then the loop's own keys."""
@@ -156,13 +123,20 @@ def config_from_dict(raw: dict, source: str = "config") -> OnlineConfig:
     return config
 
 
-def _build(cls, raw, source: str, prefix: str):
-    """An instance of dataclass ``cls`` from mapping ``raw``, checking keys and value types."""
+def _build(cls, raw, source: str, prefix: str, base=None):
+    """An instance of dataclass ``cls`` from mapping ``raw``, checking keys and value types.
+
+    Keys missing from ``raw`` keep the values of ``base`` (a section's default instance) or the class defaults. A
+    value the class itself rejects (its ``__post_init__`` raises ``ValueError`` starting with the field name) is
+    reported with the key's full name.
+    """
     if not isinstance(raw, dict):
         raise UsageError(f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping, got {_type_name(raw)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     for key in raw:
+        if f"{prefix}{key}" in NOT_SETTINGS:
+            raise UsageError(f"{source}: {prefix}{key} is not a setting: {NOT_SETTINGS[prefix + str(key)]}")
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -180,13 +154,15 @@ def _build(cls, raw, source: str, prefix: str):
         if name == "training":
             values[name] = training_overrides(raw[name] if raw[name] is not None else {}, source)
         elif dataclasses.is_dataclass(kind):
-            values[name] = _build(kind, raw[name] if raw[name] is not None else {}, source, f"{prefix}{name}.")
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+            values[name] = _build(kind, raw[name] if raw[name] is not None else {}, source, f"{prefix}{name}.",
+                                  default)
         else:
             values[name] = _coerce(raw[name], kind, source, f"{prefix}{name}")
     try:
-        return cls(**values)
-    except ValueError as error:  # a dataclass's own checks (ModelConfig's)
-        raise UsageError(f"{source}: {prefix.rstrip('.') or 'the config'}: {error}") from None
+        return dataclasses.replace(base, **values) if base is not None else cls(**values)
+    except ValueError as error:  # a dataclass's own checks (SamplingConfig's, ModelConfig's)
+        raise UsageError(f"{source}: {prefix}{error}") from None
 
 
 def training_overrides(raw, source: str) -> dict:
@@ -286,7 +262,7 @@ def validate(config: OnlineConfig, source: str = "config") -> None:
         fail(f"prompts_per_round must be >= 1, got {config.prompts_per_round}")
     if not config.output_dir.strip():
         fail("output_dir must not be empty")
-    _check_model(config.model.model, "model.model", fail)
+    check_model(config.model.model, "model.model", fail)
     kinds = config.task.kinds
     if kinds is not None:
         unknown = [k for k in kinds if k not in KINDS]
@@ -295,87 +271,9 @@ def validate(config: OnlineConfig, source: str = "config") -> None:
     if not 1 <= config.task.constraints_per_prompt <= len(kinds or KINDS):
         fail(f"task.constraints_per_prompt must be between 1 and the number of kinds, "
              f"got {config.task.constraints_per_prompt}")
-    for section in ("generation", "eval"):
-        part = getattr(config, section)
-        for name in ("max_new_tokens", "batch_size"):
-            if getattr(part, name) < 1:
-                fail(f"{section}.{name} must be >= 1, got {getattr(part, name)}")
-    if config.generation.temperature < 0:
-        fail(f"generation.temperature must be >= 0, got {config.generation.temperature}")
-    if not 0 < config.generation.top_p <= 1:
-        fail(f"generation.top_p must be in (0, 1], got {config.generation.top_p}")
+    for name in ("max_new_tokens", "batch_size"):  # generation's values are checked by SamplingConfig itself
+        if getattr(config.eval, name) < 1:
+            fail(f"eval.{name} must be >= 1, got {getattr(config.eval, name)}")
     if config.eval.size < 1:
         fail(f"eval.size must be >= 1, got {config.eval.size}")
     validate_judge(config.judge, fail)
-
-
-def _check_model(name: str, key: str, fail) -> None:
-    if name == "default":
-        from ..models import ModelNotFoundError, embedded_model_dir
-
-        try:
-            embedded_model_dir()
-        except ModelNotFoundError as error:
-            fail(f"{key}: {error}")
-    elif not Path(name).is_dir():
-        fail(f"{key}: {name!r} is not a directory (give a model or adapter directory, or 'default')")
-
-
-def validate_judge(judge: JudgeConfig, fail) -> None:
-    """Check the judge section: a known kind, only its keys, its files, functions and environment present."""
-    if judge.kind not in JUDGE_KINDS:
-        fail(f"judge.kind must be one of {', '.join(JUDGE_KINDS)}, got {judge.kind!r}")
-    defaults = JudgeConfig(kind=judge.kind)
-    for f in dataclasses.fields(JudgeConfig):
-        if f.name != "kind" and f.name not in JUDGE_KEYS[judge.kind]:
-            if getattr(judge, f.name) != getattr(defaults, f.name):
-                fail(f"judge.{f.name} does not apply to judge kind {judge.kind!r} "
-                     f"(its keys: {', '.join(JUDGE_KEYS[judge.kind]) or 'none'})")
-    for name in ("max_new_tokens", "batch_size", "concurrency"):
-        if getattr(judge, name) < 1:
-            fail(f"judge.{name} must be >= 1, got {getattr(judge, name)}")
-    if judge.max_retries < 0:
-        fail(f"judge.max_retries must be >= 0, got {judge.max_retries}")
-    for name in ("timeout_s", "poll_seconds"):
-        if not getattr(judge, name) > 0:
-            fail(f"judge.{name} must be > 0, got {getattr(judge, name)}")
-    if judge.backoff_s < 0:
-        fail(f"judge.backoff_s must be >= 0, got {judge.backoff_s}")
-    if judge.kind == "callable":
-        if judge.function is None:
-            fail("judge.function is required for judge kind 'callable' (\"module:function\")")
-        try:
-            import_function(judge.function)
-        except ValueError as error:
-            fail(f"judge.function: {error}")
-    elif judge.kind == "model":
-        if judge.model is None:
-            fail("judge.model is required for judge kind 'model' (a model or adapter directory, or 'default')")
-        _check_model(judge.model, "judge.model", fail)
-    elif judge.kind == "endpoint":
-        for name in ("base_url", "model"):
-            if getattr(judge, name) is None:
-                fail(f"judge.{name} is required for judge kind 'endpoint'")
-        if not judge.base_url.startswith(("http://", "https://")):
-            fail(f"judge.base_url must start with http:// or https://, got {judge.base_url!r}")
-        if judge.api_key_env is not None and not os.environ.get(judge.api_key_env):
-            fail(f"judge.api_key_env: the environment variable {judge.api_key_env} is not set")
-
-
-def import_function(spec: str):
-    """The callable named by ``"package.module:function"``; the current directory is searched too."""
-    module_name, _, name = spec.partition(":")
-    if not module_name or not name:
-        raise ValueError(f"must look like 'module:function', got {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"cannot import module {module_name!r}: {error}") from None
-    function = getattr(module, name, None)
-    if function is None:
-        raise ValueError(f"module {module_name!r} has no attribute {name!r}")
-    if not callable(function):
-        raise ValueError(f"{spec} is not callable")
-    return function

@@ -39,11 +39,11 @@ from tqdm.auto import tqdm
 from ..data import count_examples, downsample_positives, load_judgments
 from ..data.templates import resolve_template
 from ..errors import UsageError
+from ..generation import SamplingConfig, generate
+from ..io import read_json, read_jsonl, write_json, write_jsonl, write_text
+from ..judges import HumanJudge, JudgeFailure, build_judge
 from ..tasks import pass_rate, task_prompts, wilson_interval
 from .config import OnlineConfig
-from ..io import read_json, read_jsonl, write_json, write_jsonl, write_text
-from .generate import SamplingConfig, generate
-from .judges import HumanJudge, JudgeFailure, build_judge
 
 logger = logging.getLogger("cutalign.online")
 
@@ -152,8 +152,7 @@ class OnlineRun:
                    disable=not self.progress)
         for start in range(len(rows), len(prompts), g.batch_size):
             batch = prompts[start:start + g.batch_size]
-            sampling = SamplingConfig(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p,
-                                      batch_size=g.batch_size, seed=self.config.seed * 1_000_003 + index * 1000 + start)
+            sampling = dataclasses.replace(g, seed=self.config.seed * 1_000_003 + index * 1000 + start)
             answers = generate(self.model, self.tokenizer, batch, sampling, template=self.template,
                                progress=False)
             rows += [{"id": f"r{index:02d}-{start + i:05d}", "prompt": p, "completion": a}
@@ -368,7 +367,7 @@ def run_online(config: OnlineConfig, *, model=None, tokenizer=None, judge=None, 
         rows.append(run.run_round(index, heldout))
         logger.info("round %d: held-out pass rate %.3f", index, rows[-1]["heldout"]["pass_rate"])
     summary = {"rounds": [{k: v for k, v in r.items() if k != "failed_rows"} for r in rows],
-               "output_dir": str(run_dir), "config": dataclasses.asdict(config)}
+               "output_dir": str(run_dir), "config": config.to_dict()}
     write_json(run_dir / "summary.json", summary)
     write_chart(run_dir / "pass_rate.png", rows)
     if progress:

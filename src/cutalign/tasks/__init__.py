@@ -1,7 +1,7 @@
 """The built-in verifiable-instruction task: everyday instructions with checkable constraints, and a rule judge.
 
     prompts = task_prompts("train", n=64, kinds=("no_commas",))
-    judgments = RuleJudge()(prompts, responses)      # None where the response follows the instruction
+    judgments = [rule_judge(p, r) for p, r in zip(prompts, responses)]   # None where the response follows it
     report = pass_rate(heldout_prompts, heldout_responses)
 """
 
@@ -18,7 +18,7 @@ from .constraints import (
     parse_constraints,
     words,
 )
-from .judge import RuleJudge, pass_rate, rule_judge, wilson_interval
+from .judge import pass_rate, rule_judge, wilson_interval
 from .prompts import (
     BASE_INSTRUCTIONS,
     HELDOUT_INSTRUCTIONS,
@@ -44,7 +44,6 @@ __all__ = [
     "Lowercase",
     "MaxWords",
     "NoCommas",
-    "RuleJudge",
     "base_instructions",
     "parse_constraints",
     "pass_rate",

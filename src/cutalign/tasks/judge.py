@@ -1,4 +1,4 @@
-"""The rule judge for the built-in task, and the pass-rate scorer.
+"""The rule judge for the built-in task, and the pass-rate scorer (:class:`cutalign.judges.RuleJudge` is its judge).
 
 The judge works from the instruction text alone: it parses the constraint sentences out of the instruction (see
 `parse_constraints`), so prompts read back from a JSON file judge exactly like freshly generated ones.
@@ -28,14 +28,6 @@ def rule_judge(instruction: str, response: str) -> str | None:
         return short
     judgments = [j for j in (c.check(response) for c in constraints) if j is not None]
     return " ".join(judgments) or None
-
-
-class RuleJudge:
-    """A judge for the online loop: judges a batch of (instruction, response) pairs with `rule_judge`."""
-
-    def __call__(self, instructions: Sequence[str], responses: Sequence[str]) -> list[str | None]:
-        _check_lengths(instructions, responses)
-        return [rule_judge(instruction, response) for instruction, response in zip(instructions, responses)]
 
 
 def _check_lengths(instructions: Sequence[str], responses: Sequence[str]) -> None:

@@ -1,7 +1,7 @@
 """Training and evaluating AI judges: a causal LM that reads (instruction, response) and writes the judgment.
 
 A judge is trained by supervised fine-tuning (LoRA) on judgment data: the prompt is
-:func:`cutalign.online.judges.judge_prompt`, the target the reference judgment, or :data:`NO_ISSUES` for a good
+:func:`cutalign.judges.judge_prompt`, the target the reference judgment, or :data:`NO_ISSUES` for a good
 response. It runs through :class:`cutalign.CUTTrainer` with every example positive, where the CUT loss is plain
 MLE on the target. The trained adapter is a ``model`` judge for the online loop.
 
@@ -20,8 +20,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import write_json, write_jsonl
-from .online.judges import NO_ISSUES, JudgeFailure, judge_prompt
+from ..generation import SamplingConfig, generate, instruction_text
+from ..io import write_json, write_jsonl
+from .base import NO_ISSUES, JudgeFailure, judge_prompt
+from .model import ModelJudge
 
 logger = logging.getLogger("cutalign")
 
@@ -44,16 +46,9 @@ class JudgeTrainingConfig:
     balance: bool = False  # repeat the rarer class (good or bad) until both are as many (see balance_classes)
 
 
-def instruction_of(prompt) -> str:
-    """The instruction text of a canonical prompt: the string, or the last user turn of a conversation."""
-    if isinstance(prompt, str):
-        return prompt
-    return [m["content"] for m in prompt if m["role"] == "user"][-1]
-
-
 def judge_examples(rows: list[dict]) -> list[dict]:
     """Canonical judgment rows -> SFT rows for the judge: judge prompt -> judgment (or :data:`NO_ISSUES`)."""
-    return [{"id": str(row.get("id", i)), "prompt": judge_prompt(instruction_of(row["prompt"]), row["completion"]),
+    return [{"id": str(row.get("id", i)), "prompt": judge_prompt(instruction_text(row["prompt"]), row["completion"]),
              "completion": row["judgment"] or NO_ISSUES, "judgment": None}
             for i, row in enumerate(rows)]
 
@@ -84,8 +79,8 @@ def train_judge(config: JudgeTrainingConfig, rows: list[dict], *, model=None, to
     """
     from peft import LoraConfig
 
-    from .models import load_model, load_tokenizer
-    from .trainer import CUTConfig, CUTTrainer
+    from ..models import load_model, load_tokenizer
+    from ..trainer import CUTConfig, CUTTrainer
 
     if not rows:
         raise ValueError("no judgment rows to train the judge on")
@@ -165,7 +160,7 @@ def agreement(predictions: list, references: list[str | None]) -> dict:
 
 def evaluate_judge(judge, rows: list[dict]) -> dict:
     """Run ``judge`` on held-out canonical rows and compare with their judgments (see :func:`agreement`)."""
-    instructions = [instruction_of(row["prompt"]) for row in rows]
+    instructions = [instruction_text(row["prompt"]) for row in rows]
     predictions = judge(instructions, [row["completion"] for row in rows])
     report = agreement(predictions, [row["judgment"] for row in rows])
     report["examples"] = [
@@ -182,8 +177,7 @@ def builtin_judgment_data(model, tokenizer, *, n_train: int, n_heldout: int, kin
 
     Training rows answer the task's training prompts, held-out rows its held-out prompts (no instruction shared).
     """
-    from .online.generate import SamplingConfig, generate
-    from .tasks import rule_judge, task_prompts
+    from ..tasks import rule_judge, task_prompts
 
     out = []
     for split, n, offset in (("train", n_train, 0), ("heldout", n_heldout, 1)):
@@ -214,9 +208,8 @@ def _format(value) -> str:
 def train_judge_command(config: JudgeTrainingConfig, *, data=None, heldout_data=None, heldout_fraction=0.2,
                         builtin_train=160, builtin_heldout=48, kinds=("no_commas",)) -> int:
     """``cutalign train-judge``: build or load the data, train, evaluate, write ``metrics.json``, print a table."""
-    from .data import load_judgments
-    from .models import load_model, load_tokenizer
-    from .online.judges import ModelJudge
+    from ..data import load_judgments
+    from ..models import load_model, load_tokenizer
 
     output = Path(config.output_dir)
     if data is not None:  # validate the files before loading any model

@@ -1,8 +1,9 @@
-"""Batched generation with ``model.generate``: left padding, length-sorted batches, a progress bar.
+"""Sampling answers from a model: :class:`SamplingConfig` and the batched :func:`generate`.
 
-Prompts are rendered with the same views the trainer uses (:mod:`cutalign.data.templates`), so a model is asked
-in the format it is trained on. Batches are formed from prompts of similar length (fewer pad tokens), and the
-answers come back in the input order.
+``generate`` calls ``model.generate`` on batches of prompts of similar length (fewer pad tokens), left-padded, with
+a progress bar; the answers come back in the input order. Prompts are rendered with the same views the trainer uses
+(:mod:`cutalign.data.templates`), so a model is asked in the format it is trained on. Used by the online loop, the
+model judge, judge training, evaluation, the ILF baseline and the benchmarks.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from ..data.templates import plain_prompt
+from .data.templates import plain_prompt
 
 
 @dataclass
 class SamplingConfig:
-    """Generation settings. ``temperature == 0`` means greedy decoding."""
+    """Generation settings. ``temperature == 0`` means greedy decoding; ``seed`` seeds sampling for one call.
+
+    The online loop's ``generation:`` section is this class (its seed is set by the loop, one per batch), so an
+    invalid value raises ``ValueError`` naming the field first: the config loader reports it with the key.
+    """
 
     max_new_tokens: int = 64
     temperature: float = 0.0
@@ -34,6 +39,16 @@ class SamplingConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+def instruction_text(prompt) -> str:
+    """The instruction a prompt asks: the string itself, or the last user turn of a chat conversation.
+
+    What a judge reads as the instruction and what AlpacaEval records hold, whichever form the prompt was given in.
+    """
+    if isinstance(prompt, str):
+        return prompt
+    return [message["content"] for message in prompt if message["role"] == "user"][-1]
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Answers of a model to a prompt set, saved as JSON in the AlpacaEval output format.
+"""AlpacaEval records: a model's answers to a prompt set, as written to and read from JSON.
 
 AlpacaEval reads a JSON array of ``{"instruction", "output", "generator"}``; the records written here carry those
 three keys (plus ``prompt`` when the prompt was a chat conversation), so a file can be given to AlpacaEval as is.
@@ -9,14 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..online.generate import SamplingConfig, generate
-
-
-def instruction_text(prompt) -> str:
-    """The instruction of a prompt as AlpacaEval expects it: the string, or the last user turn of a conversation."""
-    if isinstance(prompt, str):
-        return prompt
-    return [message["content"] for message in prompt if message["role"] == "user"][-1]
+from ..generation import SamplingConfig, generate, instruction_text
 
 
 def generate_records(model, tokenizer, prompts: list, *, generator: str, sampling: SamplingConfig | None = None,
