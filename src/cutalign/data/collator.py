@@ -57,6 +57,8 @@ class CUTCollator:
     single_row: bool = False  # with padding_free: one packed row (FlashAttention varlen)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        # Views 0..B-1 are the plain views, in batch order; the judgment views of the negatives follow, and
+        # judgment_view maps an example to the index of its judgment view.
         views = [(f["prompt_ids"], f["completion_ids"]) for f in features]
         judgment_view = {}
         for b, f in enumerate(features):
@@ -66,6 +68,8 @@ class CUTCollator:
 
         lengths = [len(p) + len(c) for p, c in views]
         if self.padding_free:
+            # Rows as wide as the longest view: packing never makes attention (quadratic in the row) costlier than
+            # padding would, and usually needs far fewer rows. FlashAttention wants everything in a single row.
             places, rows, width = pack_views(lengths, sum(lengths) if self.single_row else max(lengths))
         else:
             places, rows, width = [(v, 0) for v in range(len(views))], len(views), max(lengths)
@@ -76,9 +80,13 @@ class CUTCollator:
             input_ids[row, offset : offset + n] = torch.tensor(prompt + completion)
             layout[row, offset : offset + n] = torch.arange(n) if self.padding_free else 1
             first_score.append(len(targets))
+            # The hidden state at position i predicts token i + 1: response token t (at offset + len(prompt) + t)
+            # is scored from the position just before it. Only these K positions ever reach the LM head.
             positions.extend((row, offset + len(prompt) - 1 + t) for t in range(len(completion)))
             targets.extend(completion)
 
+        # Completion-aligned (B, T) views of the K scores: the loss compares token t of an example's two views
+        # position by position, whatever their prompt lengths and wherever the packing put them.
         width = max(len(f["completion_ids"]) for f in features)
         shift_labels = torch.full((len(features), width), -100, dtype=torch.long)
         plain_index = torch.zeros((len(features), width), dtype=torch.long)
