@@ -115,10 +115,6 @@ def _read_hub(name: str, split: str | None):
     """Rows of ``datasets.load_dataset(name, split=split)``; what cannot be had is one :class:`DataError` line."""
     split = split or DEFAULT_SPLIT
     where = f"{name} (split {split!r})"
-    bring_it = (
-        f"on a machine with network, run datasets.load_dataset({name!r}, split={split!r}).save_to_disk('DIR'), "
-        "copy DIR here and pass DIR instead of the name"
-    )
     try:
         dataset = datasets.load_dataset(name, split=split)
     except datasets.exceptions.DatasetNotFoundError as error:
@@ -128,11 +124,13 @@ def _read_hub(name: str, split: str | None):
         ) from None
     except ConnectionError:
         if datasets.config.HF_HUB_OFFLINE:
-            reason = "it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+            reason = "not in the local Hugging Face cache (HF_HUB_OFFLINE is set)"
         else:
-            reason = "the Hugging Face Hub could not be reached and it is not in the local cache"
+            reason = "not in the local Hugging Face cache, and the Hub could not be reached"
         raise DataError(
-            f"dataset not available offline: {reason}; it is no file or directory here either. To use it, {bring_it}",
+            f"dataset not available offline: no such file or directory here, and {reason}. To use it, run "
+            f"datasets.load_dataset({name!r}, split={split!r}).save_to_disk('DIR') on a machine with network, copy "
+            "DIR here and pass DIR instead of the name",
             file=name,
         ) from None
     except (OSError, ValueError) as error:  # e.g. an unknown split, a missing config name, a broken cache
