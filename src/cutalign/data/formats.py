@@ -137,15 +137,16 @@ def read_judgments(
         ignored = check_columns(rows, layout, file=file, unknown=unknown_columns)
         validate = validate_reference_example if layout == "reference" else validate_example
         items = [(row, raw, validate) for row, raw in rows]
-        what = f"{layout} layout"
+        what, noun = f"{layout} layout", "rows"
     else:
         conversion = _convert(format, rows, file=file, positive_score=positive_score)
         _report_conversion(format, conversion, where)
+        if not conversion.rows:
+            raise DataError(f"holds no examples: the {format} converter kept none ({conversion.summary()})", file=file)
+        # Each converted example is checked under its source row, naming the source's fields in errors.
         items = [(row, raw, functools.partial(validate_example, fields=fields))
                  for raw, (row, fields) in zip(conversion.rows, conversion.origins)]
-        what = f"{format} format"
-        if not items:
-            raise DataError(f"holds no examples: the {format} converter kept none ({conversion.summary()})", file=file)
+        what, noun = f"{format} format", "converted examples"
 
     examples, numbers, failed = [], [], []
     for position, (row, raw, validate) in enumerate(items):
@@ -161,11 +162,9 @@ def read_judgments(
     if failed:
         logger.warning(
             "%s: left out %d of %d %s whose judgment is a failure marker (%s), as their judging failed: rows %s",
-            where, len(failed), len(items), "rows" if conversion is None else "converted examples",
-            ", ".join(sorted(FAILED_JUDGMENT_MARKERS)), _row_list(failed),
+            where, len(failed), len(items), noun, ", ".join(sorted(FAILED_JUDGMENT_MARKERS)), _row_list(failed),
         )
     if not examples:
-        noun = "rows" if conversion is None else "converted examples"
         raise DataError(f"holds no examples: all {len(items)} {noun} have a failed judgment", file=file)
     dataset = _to_dataset(examples, numbers, file)
 
