@@ -106,8 +106,8 @@ def test_split_is_refused_where_there_are_no_splits(tmp_path, source, split, wha
 @pytest.mark.parametrize(
     ("text", "is_name"),
     [
-        ("trl-lib/ultrafeedback", True), ("squad", True), ("owner/name-v1.5", True), ("HuggingFaceH4/ultrachat_200k",
-                                                                                       True),
+        ("trl-lib/ultrafeedback", True), ("squad", True), ("owner/name-v1.5", True),
+        ("HuggingFaceH4/ultrachat_200k", True),
         ("x.jsonl", False), ("x.JSON", False), ("owner/x.parquet", False), ("x.csv.gz", False), ("./data", False),
         ("/abs/data", False), ("a/b/c", False), ("~/data", False), ("", False), ("owner/", False),
     ],

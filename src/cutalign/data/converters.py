@@ -40,7 +40,8 @@ class Conversion:
     """Per row of ``rows``: the source row number and, per canonical key, the source field it came from."""
 
     def add(self, row: dict, source_row: int, fields: dict[str, str], count: str) -> None:
-        """Keep ``row``, converted from ``source_row`` (canonical key -> source field in ``fields``), under ``count``."""
+        """Keep ``row``, converted from ``source_row`` (``fields``: canonical key -> source field), counted as
+        ``count``."""
         self.rows.append(row)
         self.origins.append((source_row, fields))
         self.counts[count] += 1
