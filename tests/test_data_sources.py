@@ -124,6 +124,12 @@ def test_a_missing_file_with_a_data_suffix_is_file_not_found_not_a_hub_lookup(tm
         assert str(info.value) == f"{Path(name)}: file not found"
 
 
+def test_an_empty_string_is_no_source_not_the_current_directory(no_hub):
+    for source in ("", "  "):
+        with pytest.raises(DataError, match="^no data source given: the path or dataset name is an empty string$"):
+            load_judgments(source)
+
+
 def test_an_existing_path_wins_over_a_hub_name(tmp_path, monkeypatch, no_hub):
     monkeypatch.chdir(tmp_path)
     datasets.Dataset.from_list(rows("local", 2)).save_to_disk("owner/name")

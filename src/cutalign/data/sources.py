@@ -52,6 +52,8 @@ def read_rows(source, *, file_format: str | None = None, split: str | None = Non
     ``source`` is a path (``str`` or ``Path``), a hub name, a ``datasets.Dataset``, a ``datasets.DatasetDict`` or a
     list of dicts. ``file_format`` only applies to files, ``split`` only to sources with splits.
     """
+    if isinstance(source, str) and not source.strip():
+        raise DataError("no data source given: the path or dataset name is an empty string")
     if isinstance(source, str) and not os.path.lexists(source) and file_format is None and looks_like_hub_name(source):
         return _read_hub(source, split)
     if isinstance(source, (str, os.PathLike)):
