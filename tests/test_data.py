@@ -328,13 +328,27 @@ def test_csv_reference_layout(tmp_path):
     ]
 
 
-def test_format_overrides_extension(tmp_path):
+def test_file_format_overrides_extension(tmp_path):
     path = write_jsonl(tmp_path / "data.txt", canonical_rows(2))
-    with pytest.raises(DataError, match=r"data.txt: unknown file extension '.txt'; pass format="):
+    with pytest.raises(DataError, match=r"data.txt: unknown file extension '.txt'; pass file_format="):
         load_judgments(path)
-    assert len(load_judgments(path, format="jsonl")) == 2
-    with pytest.raises(ValueError, match="unknown format 'yaml'"):
-        load_judgments(path, format="yaml")
+    assert len(load_judgments(path, file_format="jsonl")) == 2
+    assert len(load_judgments(str(path), file_format="jsonl")) == 2
+    with pytest.raises(ValueError, match="unknown file_format 'yaml'"):
+        load_judgments(path, file_format="yaml")
+
+
+def test_format_names_what_the_rows_hold_and_points_a_file_type_at_file_format(tmp_path):
+    path = write_jsonl(tmp_path / "data.jsonl", canonical_rows(2))
+    assert len(load_judgments(path, format="auto")) == 2
+    with pytest.raises(ValueError) as info:
+        load_judgments(path, format="jsonl")
+    assert str(info.value) == (
+        "unknown format 'jsonl'; expected one of auto, ultrafeedback, shepherd, summarization "
+        "('jsonl' is a file type: pass file_format='jsonl')"
+    )
+    with pytest.raises(ValueError, match="^unknown format 'alpaca'; expected one of auto, ultrafeedback"):
+        load_judgments(path, format="alpaca")
 
 
 def test_refinement_column_is_filled_for_all_rows():
@@ -505,8 +519,8 @@ def test_bad_sources():
         load_judgments([])
     with pytest.raises(TypeError, match="got dict"):
         load_judgments({"prompt": ["p"], "completion": ["c"]})
-    with pytest.raises(ValueError, match="format= only applies"):
-        load_judgments(canonical_rows(1), format="json")
+    with pytest.raises(ValueError, match="file_format= only applies"):
+        load_judgments(canonical_rows(1), file_format="json")
 
 
 # --- counting and down-sampling -----------------------------------------------------------------------------

@@ -151,9 +151,17 @@ def test_a_misspelt_judgment_column_is_an_error_with_a_suggestion(tmp_path):
         ({"instruction": "i", "completion": "c"}, "completion", "Did you mean 'output'?"),
         ({"messages": [{"role": "user", "content": "hi"}], "completion": "c"}, "messages", "'prompt'"),
         ({"prompt": "p", "chosen": "a", "rejected": "b"}, "chosen", "preference pairs"),
-        ({"instruction": "i", "completions": [{"response": "r"}]}, "completions", "convert_ultrafeedback"),
-        ({"question": "q", "answer": "a", "feedback": "f"}, "question", "convert_shepherd"),
-        ({"data": {"passage": {"text": "t"}}}, "data", "convert_summarization"),
+        ({"prompt": "p", "chosen": "a", "rejected": "b"}, "chosen", "format='ultrafeedback'"),
+        ({"instruction": "i", "completions": [{"response": "r"}]}, "completions",
+         "This looks like UltraFeedback: load with format='ultrafeedback' (cutalign train --format ultrafeedback)."),
+        ({"question": "q", "answer": "a", "feedback": "f"}, "question",
+         "This looks like Shepherd's feedback file: load with format='shepherd' (cutalign train --format shepherd)."),
+        ({"metadata": {"context": "q"}, "prompt": "p", "completion": "c"}, "metadata",
+         "This looks like Shepherd's raw file, which holds no critiques: load its feedback file with "
+         "format='shepherd', or pair the two with cutalign.data.converters.convert_shepherd(feedback, raw)"),
+        ({"data": {"passage": {"text": "t"}}}, "data",
+         "This looks like summarization critiques: load with format='summarization' (cutalign train --format "
+         "summarization)."),
     ],
 )
 def test_unknown_columns_name_the_column_and_a_way_out(tmp_path, row, column, hint):

@@ -1,6 +1,8 @@
-"""Judgment data: the canonical example schema, loaders for files and datasets, and positive down-sampling."""
+"""Judgment data: the canonical example schema, loaders (files, dataset directories, hub names, datasets;
+converters for public formats), and positive down-sampling."""
 
-from .formats import FILE_FORMATS, Loaded, load_judgments, read_judgments
+from .files import FILE_FORMATS
+from .formats import DATA_FORMATS, Loaded, load_judgments, read_judgments
 from .schema import (
     FAILED_JUDGMENT_MARKERS,
     POSITIVE_SCORE,
@@ -15,6 +17,7 @@ from .schema import (
 )
 
 __all__ = [
+    "DATA_FORMATS",
     "FAILED_JUDGMENT_MARKERS",
     "FILE_FORMATS",
     "POSITIVE_SCORE",

@@ -3,7 +3,7 @@
 An unknown column is reported, never silently ignored: a misspelt ``judgement`` would make every row a positive,
 and a ``response`` column would leave the rows without their completion. The report names the file, the first row
 carrying the column and the column, and adds what is likely meant: a known synonym (``response`` ->
-``completion``), a close spelling (:mod:`difflib`), or the converter for a recognisable public format.
+``completion``), a close spelling (:mod:`difflib`), or the ``format`` to load a recognisable public dataset with.
 """
 
 from __future__ import annotations
@@ -39,19 +39,27 @@ _NOTES = {"messages": "(a prompt may be a list of chat messages; the response go
 _CONVERTERS = "cutalign.data.converters"
 
 
+def _load_with(format: str) -> str:
+    return f"load with format='{format}' (cutalign train --format {format})"
+
+
 def format_hint(columns) -> str:
-    """A sentence naming the converter for a recognisable public format among ``columns``, or ``""``."""
+    """A sentence naming the ``format`` (or converter) for a recognisable public format among ``columns``, or ``""``."""
     columns = set(columns)
     if columns & {"chosen", "rejected"}:
         return (f"'chosen'/'rejected' are preference pairs (as {_CONVERTERS}.ultrafeedback_pairs writes them), not "
-                "judgments: CUT needs a judgment per response, so convert the data they came from (e.g. "
-                f"{_CONVERTERS}.convert_ultrafeedback for UltraFeedback)")
+                "judgments: CUT needs a judgment per response, so load the data they came from with its format "
+                f"(for UltraFeedback, {_load_with('ultrafeedback')})")
     if "completions" in columns:
-        return f"this looks like UltraFeedback: convert it with {_CONVERTERS}.convert_ultrafeedback"
-    if "metadata" in columns or "feedback" in columns and columns & {"question", "answer"}:
-        return f"this looks like Shepherd: convert it with {_CONVERTERS}.convert_shepherd"
+        return f"this looks like UltraFeedback: {_load_with('ultrafeedback')}"
+    if "feedback" in columns and columns & {"question", "answer"}:
+        return f"this looks like Shepherd's feedback file: {_load_with('shepherd')}"
+    if "metadata" in columns:
+        return ("this looks like Shepherd's raw file, which holds no critiques: load its feedback file with "
+                f"format='shepherd', or pair the two with {_CONVERTERS}.convert_shepherd(feedback, raw) to keep the "
+                "corrected answers as refinements")
     if "data" in columns:
-        return f"this looks like summarization critiques: convert them with {_CONVERTERS}.convert_summarization"
+        return f"this looks like summarization critiques: {_load_with('summarization')}"
     return ""
 
 

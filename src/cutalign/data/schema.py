@@ -189,15 +189,18 @@ def _canonical(raw, *, file, row, positive_score, names) -> dict:
     return example
 
 
-def validate_example(raw: dict, *, file=None, row: int | None = None, positive_score: float = POSITIVE_SCORE) -> dict:
+def validate_example(
+    raw: dict, *, file=None, row: int | None = None, positive_score: float = POSITIVE_SCORE, fields: dict | None = None
+) -> dict:
     """Check one row with canonical columns and return the canonical example.
 
     Columns other than the canonical ones (and ``refinement``) are ignored here; :func:`cutalign.data.load_judgments`
     refuses them for a whole source. An empty judgment becomes ``None``, and so does any judgment when ``score >=
     positive_score``. A failure marker as judgment raises :class:`FailedJudgment`, whatever the score. ``id`` is
-    ``None`` when absent (loaders fill it in).
+    ``None`` when absent (loaders fill it in). ``fields`` maps a canonical key to the source field it was converted
+    from (``{"completion": "completions[2].response"}``), so that an error names the field the user can find.
     """
-    return _canonical(raw, file=file, row=row, positive_score=positive_score, names={})
+    return _canonical(raw, file=file, row=row, positive_score=positive_score, names=fields or {})
 
 
 def validate_reference_example(
