@@ -6,10 +6,15 @@ import functools
 import os
 from pathlib import Path
 
-import pytest
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import (
+# Before anything imports huggingface_hub or datasets: both read these once, at import.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
+from transformers import (  # noqa: E402
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
@@ -19,8 +24,6 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(2)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cut-online"
