@@ -8,28 +8,81 @@ import pytest
 
 from cutalign.tasks import (
     BASE_INSTRUCTIONS,
+    CONSTRAINT_TYPES,
     HELDOUT_INSTRUCTIONS,
     HELDOUT_SEED,
+    INCOMPATIBLE,
     KINDS,
+    SEEN_PHRASINGS,
     TRAIN_INSTRUCTIONS,
+    AllCaps,
     AvoidWord,
     BulletPoints,
+    EndsWith,
     IncludeKeyword,
+    JsonOnly,
+    LetterFrequency,
     Lowercase,
     MaxWords,
+    MinWords,
     NoCommas,
+    Paragraphs,
+    Placeholders,
+    Postscript,
+    Quoted,
+    Sections,
+    StartsWith,
+    Title,
+    TwoAnswers,
+    WordFrequency,
+    compatible,
     parse_constraints,
     pass_rate,
+    phrasing_split,
     rule_judge,
     task_prompts,
     wilson_interval,
 )
 
-ONE_OF_EACH = [Lowercase(), NoCommas(), IncludeKeyword("sunlight"), AvoidWord("rainbow"), MaxWords(30), BulletPoints(3)]
+ONE_OF_EACH = [
+    Lowercase(), NoCommas(), IncludeKeyword("sunlight"), AvoidWord("rainbow"), MaxWords(30), BulletPoints(3),
+    MinWords(60), AllCaps(), WordFrequency("sunlight", 2), LetterFrequency("k", 3), StartsWith("Good question"),
+    EndsWith("Hope this helps"), Quoted(), JsonOnly(), Title(), Placeholders(2), Postscript(), Paragraphs(3),
+    Sections(3, "Part"), TwoAnswers(),
+]
+
+ORIGINAL_SENTENCES = {
+    "lowercase": "Answer in all lowercase letters.",
+    "no_commas": "Do not use any commas in your answer.",
+    "include_keyword": 'Include the word "sunlight" in your answer.',
+    "avoid_word": 'Do not use the word "rainbow" anywhere in your answer.',
+    "max_words": "Answer in at most 30 words.",
+    "bullet_points": 'Answer with exactly 3 bullet points, each on its own line starting with "- ".',
+}
+"""The sentences of the six original kinds before phrasings existed: prompts saved then must still parse."""
 
 
-def test_one_example_per_kind():
-    assert sorted(c.kind for c in ONE_OF_EACH) == sorted(KINDS)
+def every_phrasing(constraint):
+    """`constraint` in each of its kind's phrasings."""
+    values = constraint.values()
+    return [type(constraint)(**values, phrasing=i) for i in range(len(constraint.PHRASINGS))]
+
+
+def test_one_example_per_kind_and_the_inventory():
+    assert [c.kind for c in ONE_OF_EACH] == list(KINDS)
+    assert [cls.kind for cls in CONSTRAINT_TYPES] == list(KINDS)
+    assert len(KINDS) >= 12
+    assert KINDS[:6] == ("lowercase", "no_commas", "include_keyword", "avoid_word", "max_words", "bullet_points")
+    for cls in CONSTRAINT_TYPES:
+        assert len(cls.PHRASINGS) >= 4, cls.kind
+        assert SEEN_PHRASINGS < len(cls.PHRASINGS), cls.kind  # every kind keeps phrasings for held-out prompts
+
+
+def test_original_kinds_keep_their_sentence_as_first_phrasing():
+    for constraint in ONE_OF_EACH[:6]:
+        assert constraint.phrasing == 0
+        assert constraint.sentence() == ORIGINAL_SENTENCES[constraint.kind]
+        assert parse_constraints("Describe rain. " + ORIGINAL_SENTENCES[constraint.kind]) == [constraint]
 
 
 # --- lowercase ---------------------------------------------------------------------------------------------------
@@ -67,15 +120,16 @@ def test_no_commas_passes_without_commas():
 def test_no_commas_fails_on_a_comma_glued_to_a_word():
     judgment = NoCommas().check("Paris, the capital of France is big.")
     assert judgment is not None
-    assert "a comma" in judgment and "'Paris'" in judgment
+    assert "a comma" in judgment and "'Paris, the'" in judgment
 
 
 def test_no_commas_counts_every_comma():
     judgment = NoCommas().check("Apples, pears, and plums , all grow on trees.")
     assert "3 commas" in judgment
-    assert "'Apples', 'pears', 'plums'" in judgment  # a detached comma is quoted after the word before it
+    # each comma with the words around it, as written (a detached comma keeps its spaces)
+    assert "'Apples, pears', 'pears, and', 'plums , all'" in judgment
     assert NoCommas().check(", starting with a comma") == (
-        "The response uses a comma; the instruction asks for no commas."
+        "The response uses a comma: ', starting'; the instruction asks for no commas."
     )
 
 
@@ -149,7 +203,7 @@ def test_bullet_points_too_many_quotes_the_extra_ones():
 
 def test_bullet_points_too_few():
     judgment = BulletPoints(3).check("- apples are red\n-bananas are yellow")
-    assert "1 bullet point;" in judgment and "exactly 3" in judgment
+    assert "only 1 bullet point: '- apples are red'" in judgment and "exactly 3" in judgment
 
 
 def test_bullet_points_none_quotes_the_start_of_the_response():
@@ -176,11 +230,28 @@ def test_count_constraints_reject_non_positive_integers(n):
 
 
 @pytest.mark.parametrize("constraint", ONE_OF_EACH, ids=lambda c: c.kind)
-def test_sentence_parse_round_trip(constraint):
-    assert parse_constraints(constraint.sentence()) == [constraint]
-    prompt = "Describe how a rainbow forms. " + constraint.sentence()
-    assert parse_constraints(prompt) == [constraint]
-    assert parse_constraints(json.loads(json.dumps(prompt))) == [constraint]
+def test_sentence_parse_round_trip_for_every_phrasing(constraint):
+    for phrased in every_phrasing(constraint):
+        assert parse_constraints(phrased.sentence()) == [phrased], phrased
+        prompt = "Describe how a rainbow forms. " + phrased.sentence()
+        assert parse_constraints(prompt) == [phrased]
+        assert parse_constraints(json.loads(json.dumps(prompt))) == [phrased]
+        assert parse_constraints(prompt)[0].phrasing == phrased.phrasing
+
+
+def test_every_sentence_is_distinct_and_ends_a_sentence():
+    sentences = [phrased.sentence() for c in ONE_OF_EACH for phrased in every_phrasing(c)]
+    assert len(set(sentences)) == len(sentences)
+    assert all(s.endswith(".") and s[0].isupper() for s in sentences)
+
+
+def test_parse_recovers_random_combinations_with_their_phrasings():
+    rng = random.Random(0)
+    for _ in range(300):
+        picked = rng.sample(ONE_OF_EACH, rng.randint(1, 4))
+        constraints = [rng.choice(every_phrasing(c)) for c in picked]
+        prompt = "Explain tides. " + " ".join(c.sentence() for c in constraints)
+        assert parse_constraints(prompt) == constraints, prompt
 
 
 def test_parse_keeps_order_of_appearance_and_numbers():
@@ -235,7 +306,7 @@ def test_rule_judge_names_every_violated_constraint_and_only_those():
     response = "A rainbow forms when light, bent by raindrops, splits into colors."
     judgment = rule_judge(prompt, response)
     assert "'A'" in judgment and "lowercase" in judgment
-    assert "2 commas" in judgment and "'light'" in judgment
+    assert "2 commas" in judgment and "'light, bent'" in judgment
     assert "'sunlight'" in judgment
     assert "at most 30" not in judgment
     assert rule_judge(prompt, "a rainbow forms when sunlight splits into colors.") is None
@@ -321,12 +392,13 @@ def test_task_prompts_cycle_when_n_exceeds_the_split():
 
 def test_task_prompts_restricted_kinds():
     prompts = task_prompts("train", n=30, kinds=("no_commas",))
-    assert all(parse_constraints(p) == [NoCommas()] for p in prompts)
-    for prompt in task_prompts("train", n=30, kinds=("include_keyword", "avoid_word")):
+    assert all([c.values() for c in parse_constraints(p)] == [{}] for p in prompts)
+    assert all([type(c) for c in parse_constraints(p)] == [NoCommas] for p in prompts)
+    for prompt in task_prompts("train", n=30, kinds=("include_keyword", "avoid_word", "word_frequency")):
         (constraint,) = parse_constraints(prompt)
         base = next(b for b in TRAIN_INSTRUCTIONS if prompt.startswith(b.text + " "))
-        expected = IncludeKeyword(base.keyword) if constraint.kind == "include_keyword" else AvoidWord(base.avoid)
-        assert constraint == expected
+        expected = base.avoid if constraint.kind == "avoid_word" else base.keyword
+        assert constraint.word == expected
 
 
 def test_task_prompts_balance_kinds_and_carry_distinct_kinds():
@@ -374,12 +446,13 @@ def test_pass_rate_against_a_naive_count():
         """Each kind's rule written out directly, for the responses of the pool above (plain words only)."""
         n_words = len(response.split())
         ok = {}
-        if "all lowercase" in prompt:
-            ok["lowercase"] = n_words >= 3 and response == response.lower()
-        if "any commas" in prompt:
-            ok["no_commas"] = n_words >= 3 and "," not in response
-        if match := re.search(r"at most (\d+) words", prompt):
-            ok["max_words"] = 3 <= n_words <= int(match.group(1))
+        for constraint in parse_constraints(prompt):
+            if constraint.kind == "lowercase":
+                ok["lowercase"] = n_words >= 3 and response == response.lower()
+            elif constraint.kind == "no_commas":
+                ok["no_commas"] = n_words >= 3 and "," not in response
+            else:
+                ok["max_words"] = 3 <= n_words <= constraint.n
         return ok
 
     per_kind = {}
@@ -413,6 +486,7 @@ def test_pass_rate_small_hand_counted_case():
         "pass_rate": 0.5,
         "n": 4,
         "per_kind": {"lowercase": {"pass_rate": 1.0, "n": 2}, "no_commas": {"pass_rate": 0.5, "n": 2}},
+        "per_phrasing": {"seen": {"pass_rate": 2 / 3, "n": 3}},
     }
 
 

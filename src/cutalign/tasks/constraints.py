@@ -1,16 +1,16 @@
-"""Verifiable constraints: the sentence appended to an instruction, its parser, and its checker.
+"""Verifiable constraints: every kind, which kinds may share a prompt, and the parser that reads them back.
 
-Each constraint kind is a small frozen dataclass. `sentence()` gives the exact sentence appended to a base
-instruction, `parse_constraints` recovers the constraints from a prompt string by matching those sentences (so a
-prompt that went through a JSON file judges exactly like the original), and `check(response)` returns a judgment:
-a natural-language sentence that names what is wrong and quotes the offending words, or None when satisfied.
+Each constraint kind is a small frozen dataclass (see `tasks.base`). `sentence()` gives the exact sentence
+appended to a base instruction, in one of the kind's phrasings; `parse_constraints` recovers the constraints, with
+their phrasings, from a prompt string by matching those sentences (so a prompt that went through a JSON file judges
+exactly like the original); `check(response)` returns a judgment that names what is wrong and quotes the offending
+words, or None when satisfied.
 
 The judgments are meant to be learned from (CUT conditions the model on them), so they quote the words to change
 rather than giving a bare pass/fail.
 
-Words: a word is a whitespace-separated token containing at least one letter or digit, so a bullet marker "-" or a
-lone "..." is not a word. A response with fewer than `MIN_WORDS` words fails every constraint: otherwise a model
-that says nothing would satisfy "lowercase" or "no commas" for free.
+This module defines the six original kinds (their first phrasing is the sentence they always had, so prompts saved
+before the other phrasings existed parse and judge as before); `tasks.wording` and `tasks.layout` define the rest.
 """
 
 from __future__ import annotations
@@ -19,109 +19,79 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-MIN_WORDS = 3
-"""A response needs at least this many words to satisfy any constraint."""
+from .base import (
+    MIN_WORDS,
+    SEEN_PHRASINGS,
+    Constraint,
+    Violation,
+    clip,
+    quote,
+    sentence_patterns,
+    too_short,
+    word_pattern,
+    words,
+)
+from .layout import JsonOnly, Paragraphs, Placeholders, Postscript, Quoted, Sections, Title, TwoAnswers
+from .wording import AllCaps, EndsWith, LetterFrequency, MinWords, StartsWith, WordFrequency
 
-_WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
-"""One keyword: letters or digits, with inner apostrophes or hyphens ("don't", "well-known")."""
-
-
-def words(text: str) -> list[str]:
-    """The words of `text`: whitespace-separated tokens that contain at least one letter or digit."""
-    return [token for token in text.split() if any(ch.isalnum() for ch in token)]
-
-
-def _quote(items: list[str], limit: int = 3) -> str:
-    """`'a', 'b', 'c'`: the first `limit` distinct items, quoted, in order of appearance."""
-    distinct = list(dict.fromkeys(items))[:limit]
-    return ", ".join(f"'{item}'" for item in distinct)
-
-
-def _clip(text: str, n_words: int = 6) -> str:
-    """The first `n_words` words of `text`, with "..." when it goes on."""
-    tokens = text.split()
-    return " ".join(tokens[:n_words]) + (" ..." if len(tokens) > n_words else "")
-
-
-def too_short(response: str) -> str | None:
-    """The judgment for an empty or near-empty response (fewer than `MIN_WORDS` words), else None."""
-    found = words(response)
-    if not found:
-        return "The response is empty, so it does not answer or follow the instruction."
-    if len(found) < MIN_WORDS:
-        return (
-            f"The response is too short to follow the instruction: it only says '{' '.join(found)}'. "
-            "Answer the instruction in full sentences."
-        )
-    return None
-
-
-def _word_pattern(word: str) -> re.Pattern[str]:
-    """Matches `word` as a whole word, any case, with an optional plural or possessive ending ("s", "es", "'s").
-
-    A hyphen counts as a word boundary: "rainbow-colored" uses the word "rainbow", "rainbowlike" does not.
-    """
-    return re.compile(rf"(?<![\w'’]){re.escape(word)}(?:s|es|['’]s)?(?![\w'’])", re.IGNORECASE)
-
-
-def _check_word(word: str, field: str) -> None:
-    if not isinstance(word, str) or not _WORD.fullmatch(word):
-        raise ValueError(f"{field} must be a single word (letters or digits, no spaces or quotes), got {word!r}")
-
-
-def _check_count(n: int, field: str) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"{field} must be a positive integer, got {n!r}")
-
-
-class Constraint:
-    """Base of the constraint kinds: `check` applies the emptiness rule, then the kind's own rule."""
-
-    kind: ClassVar[str]
-
-    def sentence(self) -> str:
-        raise NotImplementedError
-
-    def _violation(self, response: str) -> str | None:
-        raise NotImplementedError
-
-    def check(self, response: str) -> str | None:
-        """A judgment naming what is wrong with `response` (quoting offending words), or None when satisfied."""
-        return too_short(response) or self._violation(response)
+__all__ = [
+    "CONSTRAINT_TYPES", "INCOMPATIBLE", "KINDS", "MIN_WORDS", "SEEN_PHRASINGS", "AllCaps", "AvoidWord",
+    "BulletPoints", "Constraint", "EndsWith", "IncludeKeyword", "JsonOnly", "LetterFrequency", "Lowercase",
+    "MaxWords", "MinWords", "NoCommas", "Paragraphs", "Placeholders", "Postscript", "Quoted", "Sections",
+    "StartsWith", "Title", "TwoAnswers", "Violation", "WordFrequency", "compatible", "parse_constraints",
+    "phrasing_split", "too_short", "words",
+]
 
 
 @dataclass(frozen=True)
 class Lowercase(Constraint):
+    """No capital letter anywhere."""
+
     kind: ClassVar[str] = "lowercase"
+    PHRASINGS: ClassVar[tuple[str, ...]] = (
+        "Answer in all lowercase letters.",
+        "Write your whole reply without a single capital letter.",
+        "Keep every letter of your response in lowercase.",
+        "Use no uppercase letters at all in what you write.",
+        "Your answer must be written entirely in small letters, with no capitals.",
+    )
 
-    def sentence(self) -> str:
-        return "Answer in all lowercase letters."
-
-    def _violation(self, response: str) -> str | None:
+    def violation(self, response: str) -> Violation | None:
         capitalized = [token.strip(".,;:!?\"'()[]*") for token in response.split() if any(ch.isupper() for ch in token)]
         if not capitalized:
             return None
-        return (
-            f"The response uses capital letters, e.g. in {_quote(capitalized)}; "
-            "the instruction asks for all lowercase letters."
-        )
+        return Violation(f"uses capital letters, e.g. in {quote(capitalized)}", "all lowercase letters")
 
 
 @dataclass(frozen=True)
 class NoCommas(Constraint):
+    """No comma anywhere."""
+
     kind: ClassVar[str] = "no_commas"
+    PHRASINGS: ClassVar[tuple[str, ...]] = (
+        "Do not use any commas in your answer.",
+        "Write your reply without a single comma.",
+        "Leave commas out of your response entirely.",
+        "Your answer must contain zero commas.",
+        "Avoid the comma character completely in what you write.",
+    )
 
-    def sentence(self) -> str:
-        return "Do not use any commas in your answer."
-
-    def _violation(self, response: str) -> str | None:
+    def violation(self, response: str) -> Violation | None:
         count = response.count(",")
         if not count:
             return None
         what = "a comma" if count == 1 else f"{count} commas"
-        before = [m.group(1) for m in re.finditer(r"([^\s,]+)\s*,", response)]
-        where = f", e.g. after {_quote(before)}" if before else ""
-        return f"The response uses {what}{where}; the instruction asks for no commas."
+        places = [_comma_in_context(response, m.start()) for m in re.finditer(",", response)]
+        return Violation(f"uses {what}: {quote(places)}", "no commas")
+
+
+def _comma_in_context(text: str, index: int) -> str:
+    """The comma at `index` with the word before and after it, as written: 'light, bent'."""
+    before = (text[:index].split() or [""])[-1].rsplit(",", 1)[-1]
+    after = (text[index + 1:].split() or [""])[0].split(",", 1)[0]
+    space_before = " " if text[:index][-1:].isspace() else ""
+    space_after = " " if text[index + 1:index + 2].isspace() else ""
+    return f"{before}{space_before},{space_after}{after}".strip()
 
 
 @dataclass(frozen=True)
@@ -130,17 +100,18 @@ class IncludeKeyword(Constraint):
 
     word: str
     kind: ClassVar[str] = "include_keyword"
+    PHRASINGS: ClassVar[tuple[str, ...]] = (
+        'Include the word "{word}" in your answer.',
+        'Make sure your reply mentions the word "{word}".',
+        'Work the word "{word}" into your response.',
+        'Your answer has to contain the word "{word}" somewhere.',
+        'Somewhere in what you write, use the word "{word}".',
+    )
 
-    def __post_init__(self) -> None:
-        _check_word(self.word, "include_keyword.word")
-
-    def sentence(self) -> str:
-        return f'Include the word "{self.word}" in your answer.'
-
-    def _violation(self, response: str) -> str | None:
-        if _word_pattern(self.word).search(response):
+    def violation(self, response: str) -> Violation | None:
+        if word_pattern(self.word).search(response):
             return None
-        return f"The response never uses the word '{self.word}'; the instruction asks to include it."
+        return Violation(f"never uses the word '{self.word}'", f"the word '{self.word}'")
 
 
 @dataclass(frozen=True)
@@ -149,22 +120,21 @@ class AvoidWord(Constraint):
 
     word: str
     kind: ClassVar[str] = "avoid_word"
+    PHRASINGS: ClassVar[tuple[str, ...]] = (
+        'Do not use the word "{word}" anywhere in your answer.',
+        'Never write the word "{word}" in your reply.',
+        'Keep the word "{word}" out of your response.',
+        'The word "{word}" must not appear in what you write.',
+        'Steer clear of the word "{word}" entirely.',
+    )
 
-    def __post_init__(self) -> None:
-        _check_word(self.word, "avoid_word.word")
-
-    def sentence(self) -> str:
-        return f'Do not use the word "{self.word}" anywhere in your answer.'
-
-    def _violation(self, response: str) -> str | None:
-        found = [m.group(0) for m in _word_pattern(self.word).finditer(response)]
+    def violation(self, response: str) -> Violation | None:
+        found = [m.group(0) for m in word_pattern(self.word).finditer(response)]
         if not found:
             return None
-        times = "once, as" if len(found) == 1 else f"{len(found)} times, e.g. as"
-        return (
-            f"The response uses the word '{self.word}' {times} {_quote(found)}; "
-            "the instruction asks to avoid it."
-        )
+        how_often = "once, as" if len(found) == 1 else f"{len(found)} times, e.g. as"
+        return Violation(f"uses the word '{self.word}' {how_often} {quote(found)}",
+                         f"an answer without the word '{self.word}'")
 
 
 @dataclass(frozen=True)
@@ -173,20 +143,21 @@ class MaxWords(Constraint):
 
     n: int
     kind: ClassVar[str] = "max_words"
+    PHRASINGS: ClassVar[tuple[str, ...]] = (
+        "Answer in at most {n} words.",
+        "Keep your reply to {n} words or fewer.",
+        "Your response must not exceed {n} words.",
+        "Use no more than {n} words in total.",
+        "Stay within a limit of {n} words.",
+    )
 
-    def __post_init__(self) -> None:
-        _check_count(self.n, "max_words.n")
-
-    def sentence(self) -> str:
-        return f"Answer in at most {self.n} words."
-
-    def _violation(self, response: str) -> str | None:
+    def violation(self, response: str) -> Violation | None:
         found = words(response)
         if len(found) <= self.n:
             return None
-        return (
-            f"The response has {len(found)} words; the instruction allows at most {self.n}. "
-            f"The words past the limit start with '{_clip(' '.join(found[self.n:]))}'."
+        return Violation(
+            f"has {len(found)} words, and the words past the limit start with '{clip(' '.join(found[self.n:]))}'",
+            f"at most {self.n} words",
         )
 
 
@@ -199,45 +170,73 @@ class BulletPoints(Constraint):
 
     n: int
     kind: ClassVar[str] = "bullet_points"
+    PHRASINGS: ClassVar[tuple[str, ...]] = (
+        'Answer with exactly {n} bullet points, each on its own line starting with "- ".',
+        'Format your reply as exactly {n} bullet points, one per line, each beginning with "- ".',
+        'Give exactly {n} list items, each on a separate line that starts with "- ".',
+        'Structure your response as {n} bullet points, no more and no fewer, every one on its own line opening '
+        'with "- ".',
+        'Present precisely {n} points as a dash list, each line starting with "- ".',
+    )
 
-    def __post_init__(self) -> None:
-        _check_count(self.n, "bullet_points.n")
-
-    def sentence(self) -> str:
-        return f'Answer with exactly {self.n} bullet points, each on its own line starting with "- ".'
-
-    def _violation(self, response: str) -> str | None:
+    def violation(self, response: str) -> Violation | None:
         bullets = [line.strip() for line in response.splitlines() if _BULLET.match(line)]
         if len(bullets) == self.n:
             return None
-        wanted = f"the instruction asks for exactly {self.n}"
+        asked = f"exactly {self.n} bullet points (lines starting with '- ')"
         if not bullets:
-            return (
-                f"The response has no bullet points (lines starting with '- '); {wanted}. "
-                f"It starts with '{_clip(response.strip())}' instead."
-            )
+            return Violation(f"has no bullet points and starts with '{clip(response.strip())}'", asked)
         have = "1 bullet point" if len(bullets) == 1 else f"{len(bullets)} bullet points"
         if len(bullets) > self.n:
-            extra = [_clip(b) for b in bullets[self.n:]]
-            return f"The response has {have}; {wanted}. The extra ones are {_quote(extra)}."
-        return f"The response has {have}; {wanted}. It only lists {_quote([_clip(b) for b in bullets])}."
+            return Violation(f"has {have}, and the extra ones are {quote([clip(b) for b in bullets[self.n:]])}", asked)
+        return Violation(f"has only {have}: {quote([clip(b) for b in bullets])}", asked)
 
 
-KINDS: tuple[str, ...] = ("lowercase", "no_commas", "include_keyword", "avoid_word", "max_words", "bullet_points")
-"""Every constraint kind, in a fixed order."""
-
-_PARSERS: tuple[tuple[re.Pattern[str], type[Constraint]], ...] = (
-    (re.compile(r"Answer in all lowercase letters\."), Lowercase),
-    (re.compile(r"Do not use any commas in your answer\."), NoCommas),
-    (re.compile(r'Include the word "([^"\s]+)" in your answer\.'), IncludeKeyword),
-    (re.compile(r'Do not use the word "([^"\s]+)" anywhere in your answer\.'), AvoidWord),
-    (re.compile(r"Answer in at most (\d+) words\."), MaxWords),
-    (re.compile(r'Answer with exactly (\d+) bullet points, each on its own line starting with "- "\.'), BulletPoints),
+CONSTRAINT_TYPES: tuple[type[Constraint], ...] = (
+    Lowercase, NoCommas, IncludeKeyword, AvoidWord, MaxWords, BulletPoints,
+    MinWords, AllCaps, WordFrequency, LetterFrequency, StartsWith, EndsWith,
+    Quoted, JsonOnly, Title, Placeholders, Postscript, Paragraphs, Sections, TwoAnswers,
 )
+"""Every constraint kind's class, in the order of `KINDS`."""
+
+KINDS: tuple[str, ...] = tuple(cls.kind for cls in CONSTRAINT_TYPES)
+"""Every constraint kind, in a fixed order: the six original kinds first, as they always were."""
+
+INCOMPATIBLE: frozenset[frozenset[str]] = frozenset(frozenset(pair) for pair in (
+    # contradictory
+    ("lowercase", "all_caps"),
+    ("max_words", "min_words"),
+    # the same word twice over
+    ("include_keyword", "word_frequency"),
+    # JSON leaves no room for prose layout
+    *(("json_only", kind) for kind in ("bullet_points", "starts_with", "ends_with", "quoted", "title",
+                                       "placeholders", "postscript", "paragraphs", "sections", "two_answers")),
+    # opening and closing quotes take the first and last characters
+    *(("quoted", kind) for kind in ("bullet_points", "starts_with", "ends_with", "title", "postscript",
+                                    "paragraphs", "sections", "two_answers")),
+    # two answers: unclear which of them the layout applies to
+    *(("two_answers", kind) for kind in ("bullet_points", "starts_with", "ends_with", "title", "postscript",
+                                         "paragraphs", "sections")),
+    # both claim the first line, the last line, or the whole layout
+    ("starts_with", "title"),
+    ("starts_with", "sections"),
+    ("ends_with", "postscript"),
+    ("paragraphs", "sections"),
+))
+"""Pairs of kinds that never share a prompt: they contradict each other, repeat each other, or compete for the
+same part of the answer. Every other pair can be satisfied together."""
+
+
+def compatible(kinds) -> bool:
+    """Whether the given kinds may share one prompt: distinct, and no two of them in `INCOMPATIBLE`."""
+    kinds = list(kinds)
+    if len(set(kinds)) != len(kinds):
+        return False
+    return not any(frozenset((a, b)) in INCOMPATIBLE for i, a in enumerate(kinds) for b in kinds[i + 1:])
 
 
 def parse_constraints(instruction: str) -> list[Constraint]:
-    """The constraints whose sentences appear in `instruction`, in order of appearance.
+    """The constraints whose sentences appear in `instruction`, in order of appearance, each with its phrasing.
 
     Only the exact sentences written by `Constraint.sentence()` are recognised, so that
     `parse_constraints(base + " " + c.sentence()) == [c]` for every constraint `c`.
@@ -245,12 +244,14 @@ def parse_constraints(instruction: str) -> list[Constraint]:
     if not isinstance(instruction, str):
         raise TypeError(f"instruction must be a string, got {type(instruction).__name__}")
     found: list[tuple[int, Constraint]] = []
-    for pattern, cls in _PARSERS:
-        for match in pattern.finditer(instruction):
-            args = match.groups()
-            if cls in (MaxWords, BulletPoints):
-                constraint = cls(int(args[0]))
-            else:
-                constraint = cls(*args)
-            found.append((match.start(), constraint))
+    for cls in CONSTRAINT_TYPES:
+        for phrasing, pattern in enumerate(sentence_patterns(cls)):
+            found.extend((match.start(), cls.from_sentence(match, phrasing)) for match in pattern.finditer(instruction))
     return [constraint for _, constraint in sorted(found, key=lambda pair: pair[0])]
+
+
+def phrasing_split(constraints: list[Constraint]) -> str | None:
+    """"unseen" when any constraint uses a held-out phrasing, "seen" when all use training phrasings, None if none."""
+    if not constraints:
+        return None
+    return "seen" if all(c.seen for c in constraints) else "unseen"

@@ -6,7 +6,9 @@ The judge works from the instruction text alone: it parses the constraint senten
 Rules:
 - A response with fewer than `MIN_WORDS` words (after stripping) fails, whatever the instruction: the judgment says
   it is empty or too short to follow the instruction.
-- Otherwise every parsed constraint is checked and the judgment joins the judgments of the violated ones.
+- Otherwise every parsed constraint is checked and the judgment names each violated one, quoting the evidence, in
+  a wording drawn from a few styles (`tasks.feedback`) and seeded by the instruction and response, so the same
+  pair always gets the same judgment.
 - An instruction with no constraint sentence is judged by the emptiness rule only.
 """
 
@@ -15,7 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .constraints import KINDS, parse_constraints, too_short
+from .constraints import KINDS, parse_constraints, phrasing_split, too_short
+from .feedback import judgment_rng, write_judgment
 
 
 def rule_judge(instruction: str, response: str) -> str | None:
@@ -26,8 +29,10 @@ def rule_judge(instruction: str, response: str) -> str | None:
     short = too_short(response)
     if short is not None:
         return short
-    judgments = [j for j in (c.check(response) for c in constraints) if j is not None]
-    return " ".join(judgments) or None
+    violations = [v for v in (c.violation(response) for c in constraints) if v is not None]
+    if not violations:
+        return None
+    return write_judgment(violations, judgment_rng(instruction, response))
 
 
 def _check_lengths(instructions: Sequence[str], responses: Sequence[str]) -> None:
@@ -38,22 +43,36 @@ def _check_lengths(instructions: Sequence[str], responses: Sequence[str]) -> Non
 
 
 def pass_rate(instructions: Sequence[str], responses: Sequence[str]) -> dict:
-    """The share of responses that pass `rule_judge`, overall and per constraint kind.
+    """The share of responses that pass `rule_judge`, overall, per constraint kind and per phrasing split.
 
-    Returns `{"pass_rate": float, "n": int, "per_kind": {kind: {"pass_rate": float, "n": int}}}`. Per kind, each
-    constraint of that kind counts once, judged alone (an empty or near-empty response fails it too); kinds that
-    no instruction uses are left out.
+    Returns `{"pass_rate": float, "n": int, "per_kind": {kind: {"pass_rate": float, "n": int}},
+    "per_phrasing": {"seen" | "unseen": {"pass_rate": float, "n": int}}}`.
+
+    - Per kind, each constraint of that kind counts once, judged alone (an empty or near-empty response fails it
+      too); kinds that no instruction uses are left out.
+    - Per phrasing, each instruction counts once, judged whole like the overall rate, under "unseen" when any of
+      its constraint sentences uses a phrasing that training prompts never use, else under "seen"
+      (`phrasing_split`); instructions without a constraint sentence count in neither, and a split that no
+      instruction falls in is left out.
     """
     _check_lengths(instructions, responses)
     if not instructions:
         raise ValueError("pass_rate needs at least one response to score")
     passed = 0
     per_kind: dict[str, list[int]] = {}  # kind -> [passed, n]
+    per_phrasing: dict[str, list[int]] = {}  # "seen" / "unseen" -> [passed, n]
     for instruction, response in zip(instructions, responses):
-        passed += rule_judge(instruction, response) is None
-        for constraint in parse_constraints(instruction):
+        ok = rule_judge(instruction, response) is None
+        passed += ok
+        constraints = parse_constraints(instruction)
+        for constraint in constraints:
             counts = per_kind.setdefault(constraint.kind, [0, 0])
             counts[0] += constraint.check(response) is None
+            counts[1] += 1
+        split = phrasing_split(constraints)
+        if split is not None:
+            counts = per_phrasing.setdefault(split, [0, 0])
+            counts[0] += ok
             counts[1] += 1
     return {
         "pass_rate": passed / len(instructions),
@@ -62,6 +81,11 @@ def pass_rate(instructions: Sequence[str], responses: Sequence[str]) -> dict:
             kind: {"pass_rate": per_kind[kind][0] / per_kind[kind][1], "n": per_kind[kind][1]}
             for kind in KINDS
             if kind in per_kind
+        },
+        "per_phrasing": {
+            split: {"pass_rate": per_phrasing[split][0] / per_phrasing[split][1], "n": per_phrasing[split][1]}
+            for split in ("seen", "unseen")
+            if split in per_phrasing
         },
     }
 

@@ -1,361 +1,162 @@
-"""The built-in base instructions, their train/held-out split, and `task_prompts`.
+"""`task_prompts`: the built-in task's prompts, a base instruction followed by one or more constraint sentences.
 
-Each base instruction is a short everyday request that a 135M-parameter instruct model can answer in 2-4
-sentences, written for this project. Each comes with two words used by the word constraints:
+Two things are held out from training, so that an evaluation can tell learning the task from memorizing prompts:
 
-- `keyword`: a lowercase word that fits a good answer but does not appear in the instruction, so including it takes
-  a choice (used by `include_keyword`);
-- `avoid`: a lowercase word taken from the instruction itself, which a natural answer would repeat, so avoiding it
-  takes effort (used by `avoid_word`).
+- base instructions: training and held-out prompts never share one (see `tasks.instructions`);
+- phrasings: every constraint kind has several wordings; training prompts use only the first `SEEN_PHRASINGS` of
+  each kind, and held-out prompts may ask for the others (`phrasings="unseen"` or `"all"`), to measure whether
+  what a model learned follows the constraint or its usual sentence. `parse_constraints` recovers each sentence's
+  phrasing, so `pass_rate` reports seen and unseen phrasings apart from the prompt text alone.
 
-The split is fixed: the held-out set is the first quarter (rounded down) of the instructions after a shuffle with
-`random.Random(HELDOUT_SEED)`, the training set is the rest, both kept in table order. Train and held-out prompts
-therefore never share a base instruction, whatever constraints are appended.
+Kinds that contradict or compete with each other (`INCOMPATIBLE`) never share a prompt.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
-from .constraints import KINDS, AvoidWord, BulletPoints, Constraint, IncludeKeyword, Lowercase, MaxWords, NoCommas
-
-
-@dataclass(frozen=True)
-class BaseInstruction:
-    text: str
-    keyword: str
-    avoid: str
-
-
-# One base instruction per line: text | keyword | avoid.
-_TABLE = """\
-Describe how a rainbow forms. | sunlight | rainbow
-Explain why the sky is blue. | light | sky
-Describe how bees make honey. | nectar | honey
-Explain what photosynthesis is. | leaves | photosynthesis
-Explain why leaves change color in autumn. | chlorophyll | leaves
-Describe how clouds form. | vapor | clouds
-Explain what causes thunder. | lightning | thunder
-Explain why the moon changes shape. | phases | moon
-Describe what happens when water freezes. | ice | water
-Explain how a seed grows into a plant. | roots | seed
-Explain why we have seasons. | tilt | seasons
-Describe how a volcano erupts. | magma | volcano
-Explain what an earthquake is. | plates | earthquake
-Explain why the ocean is salty. | minerals | ocean
-Describe the water cycle. | evaporation | water
-Explain how magnets work. | poles | magnets
-Explain what gravity does. | fall | gravity
-Describe how a caterpillar becomes a butterfly. | cocoon | caterpillar
-Explain why birds migrate. | winter | birds
-Explain how fish breathe underwater. | gills | fish
-Describe what a desert is like. | sand | desert
-Explain why the stars twinkle. | atmosphere | stars
-Explain what a tide is. | moon | tide
-Describe how snow forms. | crystals | snow
-Explain why ice floats on water. | density | ice
-Explain what a food chain is. | predator | food
-Explain how the heart pumps blood. | muscle | heart
-Explain why we need to drink water. | body | water
-Describe what the sun is made of. | hydrogen | sun
-Explain what a habitat is. | animals | habitat
-Explain how wind is created. | air | wind
-Describe a thunderstorm. | rain | thunderstorm
-Explain why plants need sunlight. | energy | plants
-Explain what fossils are. | bones | fossils
-Explain how a rain forest helps the planet. | oxygen | forest
-Describe how a river reaches the sea. | flows | river
-Explain what an eclipse is. | shadow | eclipse
-Explain why cats purr. | happy | cats
-Explain how dogs show they are happy. | tail | dogs
-Describe what owls eat. | mice | owls
-Give tips for better sleep at night. | bedtime | sleep
-Give advice to someone starting to run. | shoes | run
-Explain why breakfast is important. | energy | breakfast
-Give tips for drinking more water. | bottle | water
-Explain why stretching is good for you. | muscles | stretching
-Suggest a simple way to relax after work. | breathe | work
-Explain why washing your hands matters. | germs | hands
-Give advice for staying healthy in winter. | vitamins | winter
-Explain what a balanced diet is. | vegetables | diet
-Give tips for reducing stress. | exercise | stress
-Explain why walking is good exercise. | heart | walking
-Give advice for someone who sits at a desk all day. | stretch | desk
-Explain why sunscreen is important. | skin | sunscreen
-Give tips for eating more vegetables. | salad | vegetables
-Explain how to treat a small cut. | bandage | cut
-Explain why brushing your teeth matters. | cavities | teeth
-Give tips for staying focused while studying. | breaks | studying
-Suggest ways to stay active on a rainy day. | indoors | rainy
-Explain why naps can be helpful. | rest | naps
-Give advice for drinking less coffee. | tea | coffee
-Explain what a healthy snack is. | fruit | snack
-Give tips for waking up early. | alarm | early
-Explain what a budget is. | money | budget
-Give tips for saving money. | spending | money
-Explain what interest on a loan means. | borrow | loan
-Explain why an emergency fund is useful. | savings | fund
-Give advice for buying a used car. | mechanic | car
-Explain what a credit score is. | payments | credit
-Give tips for spending less on groceries. | list | groceries
-Explain the difference between a need and a want. | example | need
-Explain what inflation is. | prices | inflation
-Give advice for a teenager getting their first paycheck. | save | paycheck
-Explain why people compare prices before buying. | deal | prices
-Explain what a receipt is for. | purchase | receipt
-Give tips for splitting a bill with friends. | app | bill
-Explain what a bank account does. | deposit | bank
-Give tips for keeping a kitchen clean. | sponge | kitchen
-Explain how to water a houseplant. | soil | houseplant
-Give advice for organizing a closet. | hangers | closet
-Suggest ways to save energy at home. | lights | energy
-Explain how to make a bed neatly. | sheets | bed
-Give tips for doing laundry. | detergent | laundry
-Explain why you should change smoke alarm batteries. | fire | batteries
-Give advice for moving to a new apartment. | boxes | apartment
-Suggest ways to make a small room feel bigger. | mirrors | room
-Explain how to unclog a sink. | plunger | sink
-Give tips for keeping plants alive indoors. | sunlight | plants
-Explain why recycling matters. | waste | recycling
-Give tips for reducing food waste. | leftovers | food
-Explain how to fold a shirt. | sleeves | shirt
-Give advice for living with a roommate. | chores | roommate
-Suggest a way to keep a home quiet at night. | rugs | home
-Explain how to boil an egg. | minutes | egg
-Describe a good breakfast. | eggs | breakfast
-Explain how to make a cup of tea. | kettle | tea
-Give tips for cooking rice. | pot | rice
-Describe how to make a simple salad. | lettuce | salad
-Explain why bread rises. | yeast | bread
-Suggest a quick dinner for a busy night. | pasta | dinner
-Explain how to keep fruit fresh longer. | fridge | fruit
-Give tips for baking cookies. | oven | cookies
-Explain how to make a sandwich. | bread | sandwich
-Describe what makes a good soup. | broth | soup
-Explain why you should wash vegetables. | dirt | vegetables
-Give tips for cutting onions without crying. | knife | onions
-Explain how to make scrambled eggs. | butter | eggs
-Suggest a healthy lunch for work. | vegetables | lunch
-Explain what a recipe is. | ingredients | recipe
-Describe the taste of a lemon. | sour | lemon
-Explain how to store leftovers safely. | containers | leftovers
-Give advice for cooking for a large group. | plan | cooking
-Explain why pizza is so popular. | cheese | pizza
-Explain what a password manager does. | secure | password
-Give tips for making a strong password. | symbols | password
-Explain what the internet is. | computers | internet
-Explain how email works. | inbox | email
-Give advice for keeping a phone battery healthy. | charge | battery
-Explain what a web browser is. | websites | browser
-Explain what a computer virus is. | software | virus
-Give tips for taking better photos with a phone. | lighting | photos
-Explain why software updates are important. | security | updates
-Explain what cloud storage is. | files | storage
-Give advice for spending less time on screens. | hobbies | screens
-Explain what a search engine does. | results | search
-Explain how to spot a scam message. | link | scam
-Explain what a robot is. | machine | robot
-Explain what Wi-Fi is. | router | wi-fi
-Give tips for backing up your files. | drive | files
-Explain what a keyboard shortcut is. | keys | shortcut
-Explain how a microwave heats food. | molecules | food
-Explain what a calculator does. | numbers | calculator
-Explain why a computer can get slow. | memory | computer
-Give advice for making new friends. | clubs | friends
-Explain how to apologize sincerely. | sorry | apologize
-Give tips for being a good listener. | attention | listener
-Suggest ways to welcome a new neighbor. | cookies | neighbor
-Explain why saying thank you matters. | gratitude | thank
-Give advice for handling a disagreement with a friend. | calm | disagreement
-Explain how to write a thank-you note. | card | note
-Give tips for a first day at a new school. | teacher | school
-Suggest a fun activity for a family evening. | game | family
-Give advice for talking to someone shy. | questions | shy
-Explain how to be polite at a dinner party. | host | dinner
-Give tips for remembering people's names. | repeat | names
-Explain why kindness matters. | others | kindness
-Suggest a gift for a friend who loves books. | novel | books
-Give advice for planning a birthday party. | cake | party
-Explain how to give a compliment. | sincere | compliment
-Give tips for staying in touch with old friends. | call | friends
-Explain how to introduce yourself at a meeting. | name | meeting
-Give advice for being a good team member. | help | team
-Explain why sharing is important for children. | toys | sharing
-Give tips for learning a new language. | practice | language
-Explain how to take good notes in class. | headings | notes
-Give advice for reading more books. | library | books
-Explain why practice helps you improve. | skills | practice
-Give tips for memorizing a poem. | lines | poem
-Explain what a library card lets you do. | borrow | library
-Give advice for preparing for an exam. | review | exam
-Explain how to learn to ride a bike. | balance | bike
-Give tips for learning to play the guitar. | chords | guitar
-Explain why asking questions helps you learn. | curious | questions
-Suggest a good hobby for a rainy weekend. | painting | hobby
-Explain how to start writing a journal. | pen | journal
-Give advice for a student who feels behind. | teacher | student
-Explain what a dictionary is for. | meaning | dictionary
-Give tips for writing a short essay. | outline | essay
-Explain why reading to children is valuable. | vocabulary | reading
-Give advice for learning to swim. | float | swim
-Explain how to solve a jigsaw puzzle. | edges | puzzle
-Give tips for learning to draw. | sketch | draw
-Explain why sleep helps memory. | brain | memory
-Give tips for packing a suitcase. | clothes | suitcase
-Explain how to read a map. | legend | map
-Give advice for a first flight on a plane. | airport | plane
-Suggest things to do on a long train ride. | book | train
-Give tips for traveling on a budget. | hostel | budget
-Explain why people enjoy camping. | tent | camping
-Give advice for hiking safely. | water | hiking
-Explain what a passport is used for. | travel | passport
-Suggest how to spend a day at the beach. | swimming | beach
-Give tips for driving in the rain. | slow | driving
-Explain how to stay safe when crossing the street. | traffic | street
-Give advice for visiting a new city. | walk | city
-Explain why people take vacations. | relax | vacations
-Give tips for staying comfortable on a long car trip. | snacks | car
-Describe what a good picnic needs. | blanket | picnic
-Give advice for a first job interview. | prepare | interview
-Explain how to write a simple to-do list. | tasks | list
-Give tips for managing your time. | schedule | time
-Explain why deadlines are useful. | finish | deadlines
-Give advice for asking for a raise. | achievements | raise
-Explain what a resume is. | experience | resume
-Give tips for running a short meeting. | agenda | meeting
-Explain how to write a polite email to a boss. | greeting | email
-Give advice for working from home. | desk | home
-Explain why breaks during work help. | tired | work
-Give tips for staying organized at work. | folders | organized
-Explain what teamwork means. | together | teamwork
-Give advice for starting a small business. | customers | business
-Explain how to handle a busy week. | priorities | week
-Give tips for giving a short speech. | audience | speech
-Give advice for taking care of a new puppy. | walks | puppy
-Explain how to care for a goldfish. | tank | goldfish
-Explain why dogs like to sniff things. | smell | dogs
-Describe what a cat needs to be happy. | toys | cat
-Give tips for keeping a pet rabbit. | hay | rabbit
-Explain why elephants have trunks. | drink | elephants
-Describe how ants work together. | colony | ants
-Explain what a nocturnal animal is. | night | animal
-Explain why some animals hibernate. | winter | animals
-Describe how a spider builds a web. | silk | spider
-Explain why frogs live near water. | skin | frogs
-Describe what penguins are like. | ice | penguins
-Explain why horses sleep standing up. | legs | horses
-Describe how a bird builds a nest. | twigs | nest
-Explain why bees are important. | pollen | bees
-Explain why trees are important. | oxygen | trees
-Give tips for using less plastic. | reusable | plastic
-Explain what compost is. | scraps | compost
-Suggest ways to save water at home. | shower | water
-Explain why we should protect oceans. | fish | oceans
-Explain what solar power is. | panels | solar
-Give tips for starting a small garden. | seeds | garden
-Explain why litter is harmful. | animals | litter
-Explain what air pollution is. | smoke | pollution
-Give advice for walking or biking instead of driving. | healthy | driving
-Give tips for starting to paint. | brushes | paint
-Explain how to care for a bicycle. | chain | bicycle
-Describe what makes a good movie. | story | movie
-Explain why people enjoy music. | rhythm | music
-Give tips for learning to knit. | yarn | knit
-Suggest a game to play with friends. | cards | game
-Explain the rules of tag in simple words. | chase | tag
-Explain how to fly a kite. | string | kite
-Describe a perfect autumn day. | leaves | autumn
-Describe a peaceful morning. | coffee | morning
-Describe the sound of rain. | roof | rain
-Describe what a farm looks like. | barn | farm
-Describe a busy city street. | cars | street
-Describe a quiet library. | shelves | library
-Describe a snowy winter evening. | fireplace | winter
-Describe the smell of fresh bread. | warm | bread
-Explain why people keep diaries. | thoughts | diaries
-Give tips for starting a collection. | shelf | collection
-Explain what a museum is for. | history | museum
-Explain why holidays are special. | traditions | holidays
-Explain what a hobby is. | fun | hobby
-Give advice for writing a short story. | character | story
-Explain why laughing is good for you. | stress | laughing
-Describe a good friend. | trust | friend
-Describe how to play hide and seek. | count | hide
-Explain why exercise makes you feel good. | mood | exercise
-Explain what a calendar is for. | dates | calendar
-Explain why clocks are useful. | hours | clocks
-Explain what a neighborhood is. | houses | neighborhood
-Give tips for keeping a car clean. | vacuum | car
-Explain what a volunteer does. | community | volunteer
-Give advice for someone learning to cook. | recipes | cook
-Describe what a good teacher does. | patient | teacher
-Explain how traffic lights work. | red | traffic
-Explain why we have rules. | fair | rules
-Explain what a map app does. | directions | map
-Describe a walk in the park. | trees | park
-Give tips for a picnic on a hot day. | shade | hot
-Explain how a library organizes books. | shelves | library
-Explain what a farmer does. | crops | farmer
-Explain what a firefighter does. | hose | firefighter
-Explain what a doctor does. | patients | doctor
-Explain what a mail carrier does. | letters | mail
-Explain what a chef does. | kitchen | chef
-Explain what a pilot does. | cockpit | pilot
-Explain what a librarian does. | books | librarian
-Explain what a dentist does. | teeth | dentist
-Explain what an architect does. | buildings | architect
-Explain what a nurse does. | hospital | nurse
-"""
-
-BASE_INSTRUCTIONS: tuple[BaseInstruction, ...] = tuple(
-    BaseInstruction(*(part.strip() for part in line.split("|"))) for line in _TABLE.splitlines()
+from .base import SEEN_PHRASINGS
+from .constraints import (
+    CONSTRAINT_TYPES,
+    KINDS,
+    AllCaps,
+    AvoidWord,
+    BulletPoints,
+    Constraint,
+    EndsWith,
+    IncludeKeyword,
+    JsonOnly,
+    LetterFrequency,
+    Lowercase,
+    MaxWords,
+    MinWords,
+    NoCommas,
+    Paragraphs,
+    Placeholders,
+    Postscript,
+    Quoted,
+    Sections,
+    StartsWith,
+    Title,
+    TwoAnswers,
+    WordFrequency,
+    compatible,
+)
+from .instructions import (  # noqa: F401  (re-exported: they lived here before tasks.instructions existed)
+    BASE_INSTRUCTIONS,
+    HELDOUT_INSTRUCTIONS,
+    HELDOUT_SEED,
+    TRAIN_INSTRUCTIONS,
+    BaseInstruction,
+    base_instructions,
 )
 
-HELDOUT_SEED = 2312
-"""Seed of the shuffle that picks the held-out quarter; changing it changes the split."""
+_TYPES: dict[str, type[Constraint]] = dict(zip(KINDS, CONSTRAINT_TYPES))
 
-
-def _split() -> tuple[tuple[BaseInstruction, ...], tuple[BaseInstruction, ...]]:
-    order = list(range(len(BASE_INSTRUCTIONS)))
-    random.Random(HELDOUT_SEED).shuffle(order)
-    heldout = set(order[: len(order) // 4])
-    train = tuple(b for i, b in enumerate(BASE_INSTRUCTIONS) if i not in heldout)
-    return train, tuple(b for i, b in enumerate(BASE_INSTRUCTIONS) if i in heldout)
-
-
-TRAIN_INSTRUCTIONS, HELDOUT_INSTRUCTIONS = _split()
+PHRASINGS = ("seen", "unseen", "all")
+"""What `task_prompts(phrasings=...)` accepts: the training phrasings, the held-out ones, or both."""
 
 MAX_WORDS_CHOICES = (20, 30, 40)
 """Word limits drawn for `max_words`: below a typical 2-4 sentence answer, so the limit has to be heeded."""
 
+MIN_WORDS_CHOICES = (60, 80, 100)
+"""Word minimums drawn for `min_words`: above a typical 2-4 sentence answer, so the answer has to grow."""
+
 BULLET_CHOICES = (2, 3, 4)
 """Bullet counts drawn for `bullet_points`."""
 
+PARAGRAPH_CHOICES = (2, 3, 4)
+"""Paragraph counts drawn for `paragraphs`."""
 
-def base_instructions(split: str) -> tuple[BaseInstruction, ...]:
-    """The base instructions of `split` ("train" or "heldout")."""
-    if split == "train":
-        return TRAIN_INSTRUCTIONS
-    if split == "heldout":
-        return HELDOUT_INSTRUCTIONS
-    raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+SECTION_CHOICES = (2, 3, 4)
+"""Section counts drawn for `sections`."""
+
+SECTION_HEADERS = ("Part", "Section", "Step")
+"""Header words drawn for `sections`."""
+
+PLACEHOLDER_CHOICES = (2, 3)
+"""Minimum placeholder counts drawn for `placeholders`."""
+
+WORD_FREQUENCY_CHOICES = (2, 3)
+"""How often the instruction's keyword must appear, for `word_frequency`."""
+
+LETTERS = ("b", "k", "p", "v", "w", "y")
+"""Letters drawn for `letter_frequency`: not so common that any answer has enough of them."""
+
+LETTER_FREQUENCY_CHOICES = (3, 5)
+"""Minimum letter counts drawn for `letter_frequency`."""
+
+START_PHRASES = ("Here is my answer", "Good question", "In short", "Let me explain", "Simply put", "Happy to help")
+"""Opening phrases drawn for `starts_with`."""
+
+END_PHRASES = ("Hope this helps", "That is all", "Thanks for asking", "Enjoy your day", "Ask me anything else")
+"""Closing phrases drawn for `ends_with`."""
 
 
-def _constraint(kind: str, base: BaseInstruction, rng: random.Random) -> Constraint:
-    if kind == "lowercase":
-        return Lowercase()
-    if kind == "no_commas":
-        return NoCommas()
-    if kind == "include_keyword":
-        return IncludeKeyword(base.keyword)
-    if kind == "avoid_word":
-        return AvoidWord(base.avoid)
-    if kind == "max_words":
-        return MaxWords(rng.choice(MAX_WORDS_CHOICES))
-    if kind == "bullet_points":
-        return BulletPoints(rng.choice(BULLET_CHOICES))
+def _constraint(kind: str, base: BaseInstruction, rng: random.Random, phrasing: int) -> Constraint:
+    """A constraint of `kind` for `base`, in `phrasing`, with its numbers or phrase drawn from `rng`."""
+    match kind:
+        case "lowercase":
+            return Lowercase(phrasing=phrasing)
+        case "no_commas":
+            return NoCommas(phrasing=phrasing)
+        case "include_keyword":
+            return IncludeKeyword(base.keyword, phrasing=phrasing)
+        case "avoid_word":
+            return AvoidWord(base.avoid, phrasing=phrasing)
+        case "max_words":
+            return MaxWords(rng.choice(MAX_WORDS_CHOICES), phrasing=phrasing)
+        case "bullet_points":
+            return BulletPoints(rng.choice(BULLET_CHOICES), phrasing=phrasing)
+        case "min_words":
+            return MinWords(rng.choice(MIN_WORDS_CHOICES), phrasing=phrasing)
+        case "all_caps":
+            return AllCaps(phrasing=phrasing)
+        case "word_frequency":
+            return WordFrequency(base.keyword, rng.choice(WORD_FREQUENCY_CHOICES), phrasing=phrasing)
+        case "letter_frequency":
+            return LetterFrequency(rng.choice(LETTERS), rng.choice(LETTER_FREQUENCY_CHOICES), phrasing=phrasing)
+        case "starts_with":
+            return StartsWith(rng.choice(START_PHRASES), phrasing=phrasing)
+        case "ends_with":
+            return EndsWith(rng.choice(END_PHRASES), phrasing=phrasing)
+        case "quoted":
+            return Quoted(phrasing=phrasing)
+        case "json_only":
+            return JsonOnly(phrasing=phrasing)
+        case "title":
+            return Title(phrasing=phrasing)
+        case "placeholders":
+            return Placeholders(rng.choice(PLACEHOLDER_CHOICES), phrasing=phrasing)
+        case "postscript":
+            return Postscript(phrasing=phrasing)
+        case "paragraphs":
+            return Paragraphs(rng.choice(PARAGRAPH_CHOICES), phrasing=phrasing)
+        case "sections":
+            return Sections(rng.choice(SECTION_CHOICES), rng.choice(SECTION_HEADERS), phrasing=phrasing)
+        case "two_answers":
+            return TwoAnswers(phrasing=phrasing)
     raise ValueError(f"unknown constraint kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def _first_compatible(ranked: list[str], size: int, chosen: tuple[str, ...] = ()) -> list[str] | None:
+    """The first `size` kinds of `ranked` that may share a prompt, preferring earlier ones (depth-first, in rank
+    order: the least used kinds win, and a kind is skipped only when no compatible set includes it); None if none."""
+    if len(chosen) == size:
+        return list(chosen)
+    for i, kind in enumerate(ranked):
+        if len(chosen) + len(ranked) - i < size:
+            break
+        if compatible((*chosen, kind)):
+            found = _first_compatible(ranked[i + 1:], size, (*chosen, kind))
+            if found is not None:
+                return found
+    return None
+
+
+def _phrasing_indices(cls: type[Constraint], seen: bool) -> range:
+    """The phrasings of `cls` that seen (training) or unseen (held-out only) sentences use."""
+    return range(0, SEEN_PHRASINGS) if seen else range(SEEN_PHRASINGS, len(cls.PHRASINGS))
 
 
 def task_prompts(
@@ -364,6 +165,7 @@ def task_prompts(
     kinds: tuple[str, ...] | None = None,
     seed: int = 0,
     constraints_per_prompt: int = 1,
+    phrasings: str = "seen",
 ) -> list[str]:
     """Prompts of the form `base instruction + " " + constraint sentence(s)`, deterministic under `seed`.
 
@@ -373,9 +175,13 @@ def task_prompts(
             seeded shuffled order, reshuffled on every pass when `n` exceeds their number (a base instruction then
             comes back with other constraints drawn).
         kinds: the constraint kinds to use (default: all of `KINDS`). Each prompt takes the kinds used least so
-            far (ties broken at random), so every kind gets the same number of prompts, give or take one.
-        seed: seed for the order of instructions, the dealing of kinds, and the drawn numbers.
-        constraints_per_prompt: how many constraints of distinct kinds each prompt carries.
+            far (ties broken at random) that may share a prompt (see `INCOMPATIBLE`), so every kind gets about the
+            same number of prompts.
+        seed: seed for the order of instructions, the dealing of kinds, the phrasings and the drawn values.
+        constraints_per_prompt: how many constraints of distinct, compatible kinds each prompt carries.
+        phrasings: which wordings the constraint sentences use: "seen" (the training phrasings, the default for
+            both splits), "unseen" (phrasings training prompts never use; held-out split only) or "all" (each
+            held-out prompt is wholly seen or wholly unseen, by a fair coin, so `pass_rate` can report both).
     """
     bases = base_instructions(split)
     kinds = KINDS if kinds is None else tuple(kinds)
@@ -387,6 +193,14 @@ def task_prompts(
             f"constraints_per_prompt must be between 1 and the number of kinds ({len(kinds)}), "
             f"got {constraints_per_prompt!r}"
         )
+    if _first_compatible(list(kinds), constraints_per_prompt) is None:
+        raise ValueError(
+            f"no {constraints_per_prompt} of the kinds {', '.join(kinds)} can share a prompt (see INCOMPATIBLE)"
+        )
+    if phrasings not in PHRASINGS:
+        raise ValueError(f"phrasings must be one of {', '.join(PHRASINGS)}, got {phrasings!r}")
+    if split == "train" and phrasings != "seen":
+        raise ValueError(f"training prompts use the seen phrasings only; got phrasings={phrasings!r}")
     if n is not None and n < 0:
         raise ValueError(f"n must be a non-negative integer or None, got {n!r}")
     n = len(bases) if n is None else n
@@ -400,9 +214,13 @@ def task_prompts(
     prompts = []
     for base in order[:n]:
         # The least used kinds so far, ties broken at random: balanced counts, varied combinations.
-        chosen = sorted(kinds, key=lambda kind: (used[kind], rng.random()))[:constraints_per_prompt]
+        ranked = sorted(kinds, key=lambda kind: (used[kind], rng.random()))
+        chosen = _first_compatible(ranked, constraints_per_prompt)
+        seen = phrasings == "seen" or (phrasings == "all" and rng.random() < 0.5)
+        sentences = []
         for kind in chosen:
             used[kind] += 1
-        sentences = [_constraint(kind, base, rng).sentence() for kind in chosen]
+            phrasing = rng.choice(_phrasing_indices(_TYPES[kind], seen))
+            sentences.append(_constraint(kind, base, rng, phrasing).sentence())
         prompts.append(" ".join([base.text, *sentences]))
     return prompts
