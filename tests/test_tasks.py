@@ -516,3 +516,244 @@ def test_wilson_interval_edges_and_errors():
         wilson_interval(0, 0)
     with pytest.raises(ValueError, match=r"successes must be between 0 and n \(5\), got 6"):
         wilson_interval(6, 5)
+
+
+# --- every kind on a good and a bad response ---------------------------------------------------------------------
+
+# (constraint, a response that follows it, a response that breaks it, what the judgment must say or quote)
+GOOD_AND_BAD = [
+    (Lowercase(), "the sky is blue today.", "The sky is Blue today.", ["'The'", "'Blue'"]),
+    (NoCommas(), "rain falls from the clouds.", "First, the rain falls, and then it stops.",
+     ["2 commas", "'First, the'", "'falls, and'"]),
+    (IncludeKeyword("sunlight"), "Sunlight splits into colors.", "Light splits into colors.", ["'sunlight'"]),
+    (AvoidWord("rainbow"), "Light bends in the drops.", "A rainbow is light in rain.", ["'rainbow'", "once"]),
+    (MaxWords(5), "one two three four five", "one two three four five six", ["6 words", "'six'"]),
+    (BulletPoints(2), "- apples are red\n- pears are green", "- apples are red", ["'- apples are red'"]),
+    (MinWords(10), "one two three four five six seven eight nine ten", "only four words here.",
+     ["only 4 words", "'only four words here.'"]),
+    (AllCaps(), "THE SKY IS BLUE.", "THE SKY is BLUE.", ["lowercase letters", "'is'"]),
+    (WordFrequency("sun", 2), "The sun rises and the sun sets.", "The sun rises in the east.",
+     ["only once", "'sun'", "at least 2 times"]),
+    (LetterFrequency("k", 3), "Kites keep kids happy.", "Kites fly high today.", ["only once", "'Kites'"]),
+    (StartsWith("Good question"), "Good question! The sky is blue.", "The sky is blue. Good question.",
+     ["starts with 'The sky is blue. ...'", "'Good question'"]),
+    (EndsWith("Hope this helps"), "The sky is blue. Hope this helps!", "Hope this helps. The sky is blue.",
+     ["ends with '... helps. The sky is blue.'", "'Hope this helps'"]),
+    (Quoted(), '"The sky is blue."', 'The sky is blue."', ["no opening double quote", "'The sky is ...'"]),
+    (JsonOnly(), '{"answer": "the sky is blue"}', 'Here it is: {"answer": "the sky is blue"}',
+     ["not valid JSON", "'Here it is: {\"answer\": \"the ...'"]),
+    (Title(), "<<Why the Sky Is Blue>>\nAir scatters blue light.", "Why the Sky Is Blue\nAir scatters blue light.",
+     ["no title", "'Why the Sky Is Blue Air ...'"]),
+    (Placeholders(2), "Dear [name], meet me at [place] today.", "Dear [name], meet me at noon today.",
+     ["only 1 placeholder", "'[name]'"]),
+    (Postscript(), "The sky is blue.\nP.S. Sunsets are red.", "The sky is blue because of air.",
+     ["no postscript", "'... sky is blue because of air.'"]),
+    (Paragraphs(2), "Rain falls.\n***\nSnow falls too.", "Rain falls.\n***\nSnow falls.\n***\nHail falls down.",
+     ["3 paragraphs", "'Hail falls down.'"]),
+    (Sections(2, "Part"), "Part 1\nRain falls.\nPart 2\nSnow falls.", "Part 1\nRain and snow both fall.",
+     ["1 section header", "'Part 1'"]),
+    (TwoAnswers(), "Rain is water.\n******\nRain falls from clouds.", "Rain is water.\n******\nrain is  Water.",
+     ["same answer twice", "'Rain is water.'"]),
+]
+
+
+def test_good_and_bad_cases_cover_every_kind():
+    assert [c.kind for c, *_ in GOOD_AND_BAD] == list(KINDS)
+
+
+@pytest.mark.parametrize(("constraint", "good", "bad", "evidence"), GOOD_AND_BAD, ids=[c.kind for c, *_ in GOOD_AND_BAD])
+def test_every_kind_passes_the_good_and_quotes_the_evidence_against_the_bad(constraint, good, bad, evidence):
+    assert constraint.check(good) is None
+    judgment = constraint.check(bad)
+    assert judgment is not None
+    for expected in evidence:
+        assert expected in judgment, (expected, judgment)
+    violation = constraint.violation(bad)
+    assert judgment == violation.plain()
+    prompt = "Describe the sky. " + constraint.sentence()
+    assert rule_judge(prompt, good) is None
+    styled = rule_judge(prompt, bad)
+    assert violation.found in styled and violation.asked in styled  # whatever the style, the evidence is there
+
+
+def test_lowercase_and_all_caps_are_case_blind_where_they_combine():
+    assert StartsWith("Good question").check("GOOD QUESTION, THE SKY IS BLUE.") is None
+    assert EndsWith("Hope this helps").check("the sky is blue. hope this helps.") is None
+    assert Postscript().check("the sky is blue.\np.s. so is the sea.") is None
+    assert Sections(2, "Part").check("## PART 1\nRAIN.\n**PART 2**\nSNOW FALLS.") is None
+    assert WordFrequency("sun", 2).check("THE SUN AND THE SUN.") is None
+    assert LetterFrequency("k", 2).check("KITES AND KIDS.") is None
+
+
+def test_starts_and_ends_with_need_whole_words():
+    assert StartsWith("In short").check("In shortened form the sky is blue.") is not None
+    assert EndsWith("That is all").check("The sky is blue. That is all.") is None
+    assert EndsWith("That is all").check("The sky is blue and that is allowed.") is not None
+
+
+def test_json_only_accepts_a_code_fence_and_reports_where_it_breaks():
+    assert JsonOnly().check('```json\n{"answer": "the sky is blue"}\n```') is None
+    judgment = JsonOnly().check('{"answer": "the sky is blue"} Hope this helps!')
+    assert "extra data at 'Hope this helps!'" in judgment
+
+
+def test_postscript_needs_an_answer_before_and_a_note_after():
+    assert "no answer before it" in Postscript().check("P.S. the sky is blue.")
+    assert "bare 'P.S.'" in Postscript().check("The sky is blue. P.S.")
+    assert Postscript().check("The sky is blue. P.S. So is the sea.") is None
+
+
+def test_quoted_accepts_curly_quotes_and_names_the_missing_side():
+    assert Quoted().check("“The sky is blue.”") is None
+    assert "no closing double quote: it ends with '... sky is blue.'" in Quoted().check('"The sky is blue.')
+    assert "with no double quotes around it" in Quoted().check("The sky is blue.")
+
+
+def test_paragraphs_and_two_answers_use_their_own_markers():
+    assert "no line of only '***'" in Paragraphs(2).check("Rain falls.\n******\nSnow falls too.")
+    assert "no line of only '******'" in TwoAnswers().check("Rain falls.\n***\nSnow falls too.")
+    assert "3 answers" in TwoAnswers().check("Rain falls.\n******\nSnow falls.\n******\nHail falls.")
+
+
+# --- constructor validation of the new fields --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: Lowercase(phrasing=5), r"lowercase\.phrasing must be an integer from 0 to 4"),
+    (lambda: NoCommas(phrasing=-1), r"no_commas\.phrasing must be an integer from 0 to 4"),
+    (lambda: StartsWith('say "hi"'), r"starts_with\.phrase must be a phrase"),
+    (lambda: EndsWith(" padded"), r"ends_with\.phrase must be a phrase"),
+    (lambda: LetterFrequency("K", 3), r"letter_frequency\.letter must be a single lowercase letter"),
+    (lambda: Sections(3, "part"), r"sections\.header must be a capitalized word"),
+    (lambda: Paragraphs(0), r"paragraphs\.n must be a positive integer"),
+])
+def test_new_fields_are_validated(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+# --- compatibility -----------------------------------------------------------------------------------------------
+
+
+def test_incompatible_pairs_name_known_kinds():
+    assert INCOMPATIBLE and all(len(pair) == 2 and pair <= set(KINDS) for pair in INCOMPATIBLE)
+    assert not compatible(("lowercase", "all_caps"))
+    assert not compatible(("json_only", "bullet_points"))
+    assert not compatible(("no_commas", "no_commas"))
+    assert compatible(("lowercase", "no_commas", "bullet_points"))
+
+
+@pytest.mark.parametrize("per_prompt", [2, 3])
+def test_incompatible_pairs_are_never_drawn(per_prompt):
+    for seed in range(4):
+        for split, phrasings in (("train", "seen"), ("heldout", "all")):
+            for prompt in task_prompts(split, n=150, seed=seed, constraints_per_prompt=per_prompt, phrasings=phrasings):
+                kinds = [c.kind for c in parse_constraints(prompt)]
+                assert len(kinds) == per_prompt and compatible(kinds), prompt
+
+
+def test_every_compatible_pair_is_drawn_sometimes():
+    drawn = set()
+    for seed in range(6):
+        for prompt in task_prompts("train", n=400, seed=seed, constraints_per_prompt=2):
+            drawn.add(frozenset(c.kind for c in parse_constraints(prompt)))
+    pairs = {frozenset((a, b)) for i, a in enumerate(KINDS) for b in KINDS[i + 1:]}
+    assert drawn == pairs - INCOMPATIBLE
+
+
+def test_kinds_that_cannot_share_a_prompt_are_refused():
+    with pytest.raises(ValueError, match="no 2 of the kinds lowercase, all_caps can share a prompt"):
+        task_prompts("train", kinds=("lowercase", "all_caps"), constraints_per_prompt=2)
+    assert len(task_prompts("train", n=5, kinds=("lowercase", "all_caps", "no_commas"), constraints_per_prompt=2)) == 5
+
+
+# --- phrasing split ----------------------------------------------------------------------------------------------
+
+
+def _phrasings(prompts):
+    return [c.phrasing for p in prompts for c in parse_constraints(p)]
+
+
+def test_training_prompts_use_seen_phrasings_only_and_all_of_them():
+    prompts = task_prompts("train", n=600, seed=1, constraints_per_prompt=2)
+    assert set(_phrasings(prompts)) == set(range(SEEN_PHRASINGS))
+    assert {phrasing_split(parse_constraints(p)) for p in prompts} == {"seen"}
+    assert set(_phrasings(task_prompts("heldout", n=200, seed=1))) == set(range(SEEN_PHRASINGS))  # the default
+
+
+def test_unseen_phrasings_never_appear_in_training_prompts():
+    train_sentences = set()
+    for seed in range(3):
+        for prompt in task_prompts("train", n=500, seed=seed, constraints_per_prompt=3):
+            train_sentences.update(c.sentence() for c in parse_constraints(prompt))
+    unseen = task_prompts("heldout", n=300, seed=0, constraints_per_prompt=2, phrasings="unseen")
+    assert min(_phrasings(unseen)) >= SEEN_PHRASINGS
+    assert {phrasing_split(parse_constraints(p)) for p in unseen} == {"unseen"}
+    unseen_templates = {cls.PHRASINGS[i] for cls in CONSTRAINT_TYPES for i in range(SEEN_PHRASINGS, len(cls.PHRASINGS))}
+    seen_templates = {cls.PHRASINGS[i] for cls in CONSTRAINT_TYPES for i in range(SEEN_PHRASINGS)}
+    assert unseen_templates.isdisjoint(seen_templates)
+    assert not any(c.sentence() in train_sentences for p in unseen for c in parse_constraints(p))
+
+
+def test_all_phrasings_mixes_whole_prompts_of_each_split():
+    prompts = task_prompts("heldout", n=200, seed=2, constraints_per_prompt=3, phrasings="all")
+    splits = [phrasing_split(parse_constraints(p)) for p in prompts]
+    assert 60 < splits.count("unseen") < 140
+    for prompt in prompts:
+        seen = {c.seen for c in parse_constraints(prompt)}
+        assert len(seen) == 1  # a prompt is wholly seen or wholly unseen
+
+
+def test_phrasing_arguments_are_checked():
+    with pytest.raises(ValueError, match="training prompts use the seen phrasings only"):
+        task_prompts("train", phrasings="unseen")
+    with pytest.raises(ValueError, match="phrasings must be one of seen, unseen, all, got 'new'"):
+        task_prompts("heldout", phrasings="new")
+
+
+@pytest.mark.parametrize("phrasings", ["seen", "unseen", "all"])
+def test_heldout_prompts_are_deterministic_under_seed(phrasings):
+    make = lambda seed: task_prompts("heldout", n=60, seed=seed, constraints_per_prompt=2, phrasings=phrasings)  # noqa: E731
+    assert make(4) == make(4)
+    assert make(4) != make(5)
+
+
+def test_pass_rate_reports_seen_and_unseen_phrasings_apart():
+    prompts = [
+        "Describe rain. " + NoCommas(phrasing=0).sentence(),
+        "Describe snow. " + NoCommas(phrasing=4).sentence(),
+        "Describe fog. " + NoCommas(phrasing=3).sentence() + " " + Lowercase(phrasing=1).sentence(),
+        "Describe hail. " + Lowercase(phrasing=2).sentence(),
+        "Describe wind.",
+    ]
+    responses = ["rain falls, softly", "snow is cold and white", "fog is grey and thick", "Hail is ice", "the wind blows"]
+    report = pass_rate(prompts, responses)
+    assert report["pass_rate"] == 3 / 5
+    assert report["per_phrasing"] == {"seen": {"pass_rate": 0.0, "n": 2}, "unseen": {"pass_rate": 1.0, "n": 2}}
+    assert report["per_kind"] == {"lowercase": {"pass_rate": 0.5, "n": 2}, "no_commas": {"pass_rate": 2 / 3, "n": 3}}
+
+
+# --- judgment styles ---------------------------------------------------------------------------------------------
+
+
+def test_judgments_vary_in_style_but_always_name_every_violation():
+    constraints = [NoCommas(), IncludeKeyword("sunlight"), MaxWords(8)]
+    prompt = "Explain how a rainbow forms. " + " ".join(c.sentence() for c in constraints)
+    openings = set()
+    for i in range(60):
+        response = f"Light, bent by drop number {i}, splits into many bright colors here."
+        judgment = rule_judge(prompt, response)
+        assert judgment == rule_judge(prompt, response)  # seeded by the pair
+        for constraint in constraints:
+            violation = constraint.violation(response)
+            assert violation.found in judgment and violation.asked in judgment
+        assert "\n" not in judgment
+        openings.add(" ".join(judgment.split()[:2]))
+    assert len(openings) >= 5
+
+
+def test_a_single_violation_has_several_wordings():
+    prompt = "Describe rain. " + NoCommas().sentence()
+    judgments = {rule_judge(prompt, f"Rain, number {i}, falls from the clouds.") for i in range(40)}
+    frames = {re.sub(r"'[^']*'|\d+", "_", j) for j in judgments}
+    assert len(frames) >= 4
