@@ -561,7 +561,8 @@ def test_good_and_bad_cases_cover_every_kind():
     assert [c.kind for c, *_ in GOOD_AND_BAD] == list(KINDS)
 
 
-@pytest.mark.parametrize(("constraint", "good", "bad", "evidence"), GOOD_AND_BAD, ids=[c.kind for c, *_ in GOOD_AND_BAD])
+@pytest.mark.parametrize(("constraint", "good", "bad", "evidence"), GOOD_AND_BAD,
+                         ids=[c.kind for c, *_ in GOOD_AND_BAD])
 def test_every_kind_passes_the_good_and_quotes_the_evidence_against_the_bad(constraint, good, bad, evidence):
     assert constraint.check(good) is None
     judgment = constraint.check(bad)
@@ -713,7 +714,9 @@ def test_phrasing_arguments_are_checked():
 
 @pytest.mark.parametrize("phrasings", ["seen", "unseen", "all"])
 def test_heldout_prompts_are_deterministic_under_seed(phrasings):
-    make = lambda seed: task_prompts("heldout", n=60, seed=seed, constraints_per_prompt=2, phrasings=phrasings)  # noqa: E731
+    def make(seed):
+        return task_prompts("heldout", n=60, seed=seed, constraints_per_prompt=2, phrasings=phrasings)
+
     assert make(4) == make(4)
     assert make(4) != make(5)
 
@@ -726,7 +729,8 @@ def test_pass_rate_reports_seen_and_unseen_phrasings_apart():
         "Describe hail. " + Lowercase(phrasing=2).sentence(),
         "Describe wind.",
     ]
-    responses = ["rain falls, softly", "snow is cold and white", "fog is grey and thick", "Hail is ice", "the wind blows"]
+    responses = ["rain falls, softly", "snow is cold and white", "fog is grey and thick", "Hail is ice",
+                 "the wind blows"]
     report = pass_rate(prompts, responses)
     assert report["pass_rate"] == 3 / 5
     assert report["per_phrasing"] == {"seen": {"pass_rate": 0.0, "n": 2}, "unseen": {"pass_rate": 1.0, "n": 2}}

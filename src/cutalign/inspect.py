@@ -264,9 +264,11 @@ def render_terminal(rows: Sequence[RowRatios], threshold: float = DEFAULT_THRESH
             elif color and ratio > 1:
                 text = f"{_RAISED}{text}{_RESET}"
             response.append(text)
-        listed = [f"{_label(piece)} ×{ratio:.2f}" for piece, flagged, ratio in zip(row.pieces, flags, ratios) if flagged]
+        listed = [f"{_label(piece)} ×{ratio:.2f}"
+                  for piece, flagged, ratio in zip(row.pieces, flags, ratios) if flagged]
         more = f" (+{len(listed) - max_listed} more)" if len(listed) > max_listed else ""
-        header = f"── row {_printable(row.id)}: {sum(flags)} of {len(flags)} response tokens flagged at λ = {threshold:g}"
+        header = (f"── row {_printable(row.id)}: {sum(flags)} of {len(flags)} response tokens flagged "
+                  f"at λ = {threshold:g}")
         blocks.append("\n".join([
             f"{_DIM}{header}{_RESET}" if color else header,
             f"prompt:   {_printable(_prompt_text(row.prompt))}",
