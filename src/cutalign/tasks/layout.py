@@ -33,7 +33,7 @@ class Quoted(Constraint):
 
     kind: ClassVar[str] = "quoted"
     PHRASINGS: ClassVar[tuple[str, ...]] = (
-        "Wrap your entire answer in double quotation marks.",
+        "Place one double quotation mark before your first word and another after your last.",
         "Put your whole reply inside a pair of double quotes.",
         "Enclose the full response in double quotation marks, from the first word to the last.",
         "Surround everything you write with double quotes.",
@@ -63,7 +63,7 @@ class JsonOnly(Constraint):
 
     kind: ClassVar[str] = "json_only"
     PHRASINGS: ClassVar[tuple[str, ...]] = (
-        "Format your entire answer as valid JSON and write nothing outside it.",
+        "Reply in JSON: the answer must parse as JSON, with no prose around it.",
         "Reply with JSON only, with no text before or after it.",
         "Your whole response must be parseable JSON.",
         "Give your answer purely as JSON, without any extra prose.",
@@ -90,11 +90,11 @@ class Title(Constraint):
 
     kind: ClassVar[str] = "title"
     PHRASINGS: ClassVar[tuple[str, ...]] = (
-        "Give your answer a title wrapped in double angle brackets, such as <<my title>>.",
-        "Put a title at the top of your reply inside double angle brackets, like <<a title>>.",
+        "Give the answer a short title set between double angle brackets, for instance <<Rain at Dusk>>.",
+        "Put a title at the top of your reply inside double angle brackets, like <<A Quiet Morning>>.",
         "Start your response with a title enclosed in << and >>.",
-        "Head what you write with a title between double angle brackets, for example <<title here>>.",
-        "Add a title in the form <<title>> as the first line of your answer.",
+        "Head what you write with a title between double angle brackets, for example <<Notes on Tea>>.",
+        "Add a title in the form <<Your Title>> as the first line of your answer.",
     )
 
     def violation(self, response: str) -> Violation | None:
@@ -111,8 +111,8 @@ class Placeholders(Constraint):
     n: int
     kind: ClassVar[str] = "placeholders"
     PHRASINGS: ClassVar[tuple[str, ...]] = (
-        "Include at least {n} placeholders in square brackets, such as [name].",
-        "Leave at least {n} blanks for the reader to fill in, written in square brackets like [address].",
+        "Leave at least {n} fill-in spots marked with square brackets, for instance [your name].",
+        "Include {n} or more bracketed blanks the reader can fill in later, like [street].",
         "Your reply needs {n} or more placeholders shown in square brackets, for example [date].",
         "Put at least {n} bracketed placeholders such as [city] in your response.",
         "Mark at least {n} spots to fill in later with square-bracket placeholders like [item].",
@@ -138,10 +138,10 @@ class Postscript(Constraint):
 
     kind: ClassVar[str] = "postscript"
     PHRASINGS: ClassVar[tuple[str, ...]] = (
-        'End with a postscript that starts with "P.S.".',
-        'Add a postscript beginning with "P.S." after the main part of your reply.',
-        'Finish your response with a short note that opens with "P.S.".',
-        'After your answer, include an extra line starting with "P.S.".',
+        'After the main answer, add a short note that begins with "P.S.".',
+        'Follow your reply with an afterthought introduced by "P.S.".',
+        'Tack a brief note starting with "P.S." onto the end of your response.',
+        'Below your answer, include an extra line starting with "P.S.".',
         'Close with a postscript, marked by "P.S." at its start.',
     )
 
@@ -166,7 +166,8 @@ class Paragraphs(Constraint):
     n: int
     kind: ClassVar[str] = "paragraphs"
     PHRASINGS: ClassVar[tuple[str, ...]] = (
-        'Write exactly {n} paragraphs, separated from each other by a line containing only "***".',
+        'Break your answer into exactly {n} paragraphs, with a line holding only "***" between one paragraph and '
+        'the next.',
         'Split your reply into {n} paragraphs and put a line with just "***" between them.',
         'Your response should have {n} paragraphs, divided by lines that read "***".',
         'Organize what you write as {n} paragraphs with "***" alone on the line between consecutive ones.',
@@ -196,7 +197,7 @@ class Sections(Constraint):
     PHRASINGS: ClassVar[tuple[str, ...]] = (
         'Organize your answer into {n} sections, each beginning with a header line such as "{header} 1".',
         'Split your reply into {n} parts, headed "{header} 1", "{header} 2", and so on.',
-        'Your response should have {n} sections, and each must open with a line like "{header} 1".',
+        'Arrange the response in {n} sections, each opened by a line like "{header} 1".',
         'Break what you write into {n} numbered sections whose headers read "{header} 1", "{header} 2", etc.',
         'Lay out {n} sections, starting each one with its own "{header}" header followed by its number.',
     )
@@ -219,8 +220,8 @@ class TwoAnswers(Constraint):
 
     kind: ClassVar[str] = "two_answers"
     PHRASINGS: ClassVar[tuple[str, ...]] = (
-        'Give two different answers, separated by a line containing only "******".',
-        'Write two distinct replies and put a line of "******" between them.',
+        'Write two separate versions of your answer, with a line of only "******" between them.',
+        'Draft two distinct replies and put a line of "******" between them.',
         'Offer two alternative responses divided by a "******" line.',
         'Provide a pair of different answers with "******" on its own line between the two.',
         'Answer twice in two different ways, splitting the versions with a line that reads "******".',

@@ -21,7 +21,7 @@ class MinWords(Constraint):
     n: int
     kind: ClassVar[str] = "min_words"
     PHRASINGS: ClassVar[tuple[str, ...]] = (
-        "Write at least {n} words.",
+        "Write no fewer than {n} words.",
         "Your reply should be {n} words long or longer.",
         "Make your response no shorter than {n} words.",
         "Use a minimum of {n} words in your answer.",
@@ -42,7 +42,7 @@ class AllCaps(Constraint):
 
     kind: ClassVar[str] = "all_caps"
     PHRASINGS: ClassVar[tuple[str, ...]] = (
-        "Write your entire answer in capital letters.",
+        "Write the answer using nothing but capital letters.",
         "Use only uppercase letters in your reply.",
         "Every letter of your response must be a capital.",
         "Put all of what you write in upper case, with no small letters.",
@@ -66,7 +66,7 @@ class WordFrequency(Constraint):
     PHRASINGS: ClassVar[tuple[str, ...]] = (
         'Use the word "{word}" at least {n} times.',
         'Mention "{word}" {n} or more times in your reply.',
-        'The word "{word}" should appear at least {n} times in your response.',
+        'Bring up the word "{word}" on at least {n} separate occasions.',
         'Repeat the word "{word}" no fewer than {n} times.',
         'Say "{word}" at least {n} times in what you write.',
     )
@@ -90,7 +90,7 @@ class LetterFrequency(Constraint):
     kind: ClassVar[str] = "letter_frequency"
     PHRASINGS: ClassVar[tuple[str, ...]] = (
         'Use the letter "{letter}" at least {n} times.',
-        'The letter "{letter}" should appear {n} or more times in your reply.',
+        'Have the letter "{letter}" turn up {n} or more times in your reply.',
         'Make sure the letter "{letter}" shows up at least {n} times in your response.',
         'Include no fewer than {n} occurrences of the letter "{letter}".',
         'Write the letter "{letter}" at least {n} times in your answer.',
@@ -144,7 +144,7 @@ class EndsWith(Constraint):
         'End your answer with the words "{phrase}".',
         'The last words of your reply must be "{phrase}".',
         'Close your response with the phrase "{phrase}".',
-        'Finish what you write with exactly "{phrase}".',
+        'Make "{phrase}" the final words of what you write.',
         'Let your answer end with "{phrase}".',
     )
 
