@@ -228,7 +228,8 @@ def test_inspect_judgments_loads_data_file_and_model_directory(tmp_path):
     tokenizer.save_pretrained(tmp_path / "model")
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in judged_rows()))
-    loaded = inspect_judgments(data, str(tmp_path / "model"), template="alpaca", max_length=256, limit=2)
+    loaded = inspect_judgments(data, str(tmp_path / "model"), device="cpu", template="alpaca", max_length=256,
+                               limit=2)
     direct = token_ratios(model, tokenizer, judged_rows(), template="alpaca", max_length=256, limit=2)
     assert [row.id for row in loaded] == ["2", "3"]
     for a, b in zip(loaded, direct):

@@ -165,10 +165,12 @@ def token_ratios(
     return out
 
 
-def inspect_judgments(data, model: str | None = None, **kwargs) -> list[RowRatios]:
+def inspect_judgments(data, model: str | None = None, *, device: str | None = None, **kwargs) -> list[RowRatios]:
     """``token_ratios`` for a data file (or dataset) and a model given by name (hub name, directory, saved adapter
-    or ``"default"``, as ``cutalign.models.load_model`` reads it). ``kwargs`` go to ``token_ratios``."""
-    return token_ratios(load_model(model), load_tokenizer(model), data, **kwargs)
+    or ``"default"``, as ``cutalign.models.load_model`` reads it), in fp32 on ``device`` (default: the GPU when
+    there is one, else the CPU). ``kwargs`` go to ``token_ratios``."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return token_ratios(load_model(model).to(device), load_tokenizer(model), data, **kwargs)
 
 
 def token_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
