@@ -234,3 +234,10 @@ def test_inspect_judgments_loads_data_file_and_model_directory(tmp_path):
     assert [row.id for row in loaded] == ["2", "3"]
     for a, b in zip(loaded, direct):
         assert all(math.isclose(x, y, rel_tol=1e-5) for x, y in zip(a.ratios, b.ratios))
+
+
+def test_auto_template_resolves_as_the_trainer_resolves_it():
+    tokenizer, model = make_tokenizer(), make_model("llama")
+    auto = token_ratios(model, tokenizer, judged_rows(), max_length=256)  # the default template, "auto"
+    chat = token_ratios(model, tokenizer, judged_rows(), template="chat", max_length=256)
+    assert [row.ratios for row in auto] == [row.ratios for row in chat]

@@ -32,7 +32,7 @@ from peft import PeftModel
 from .config import CUTConfig
 from .data import load_judgments
 from .data.collator import CUTCollator
-from .data.templates import DEFAULT_CHAT_JUDGMENT_TEMPLATE
+from .data.templates import DEFAULT_CHAT_JUDGMENT_TEMPLATE, resolve_template
 from .data.tokenize import tokenize_dataset
 from .logprobs import add_token_logprobs_forward
 from .loss import flag_tokens
@@ -104,7 +104,8 @@ def token_ratios(
         tokenizer: its tokenizer.
         rows: anything ``cutalign.data.load_judgments`` reads (a path, a ``datasets.Dataset``, a list of dicts).
             Rows without a judgment (positives) have no ratio and are skipped.
-        template, max_length, chat_judgment_template: as in :class:`cutalign.CUTConfig`; use the training run's.
+        template, max_length, chat_judgment_template: as in :class:`cutalign.CUTConfig`; use the training run's
+            (``"auto"`` resolves as the trainer resolves it: ``"chat"`` when the tokenizer has a chat template).
         limit: inspect only the first ``limit`` judged rows.
         batch_size: rows per forward.
         padding_free: the trainer's packed layout (needs attention that keeps packed views apart); the default
@@ -124,6 +125,7 @@ def token_ratios(
     originals = subset.to_list()
     # Positions as ids: rows are matched back to their originals even when the data repeats an id.
     subset = subset.remove_columns("id").add_column("id", [str(k) for k in range(len(subset))])
+    template = resolve_template(template, tokenizer)
     tokenized, report = tokenize_dataset(subset, tokenizer, template=template, max_length=max_length,
                                          chat_judgment_template=chat_judgment_template)
     if report.removed_too_long:
