@@ -1,4 +1,6 @@
-"""`cutalign demo`: the online loop on the embedded model, judged by rules, in minutes on a CPU.
+"""Online CUT on the embedded model, judged by rules, in minutes on a CPU.
+
+    cutalign demo [--rounds 2] [--output_dir demo-output]
 
 1. Load the embedded SmolLM2-135M-Instruct (no network) and score it on held-out prompts of the built-in
    verifiable task (greedy answers, rule-checked): round 0.
@@ -7,72 +9,79 @@
    prompts again.
 3. Print the held-out pass rate per round and before / after with 95% intervals.
 
-It is :func:`cutalign.online.run_online` with the shipped ``online-rule`` config (the demo's flags override a few
-of its keys), so the output directory is an online run directory: run the same command again and it resumes; raise
-``--rounds`` and it continues. The loss mix is that config's, the one the measurements on this model support
-(docs/method.md, "Which loss mix"): Align-P MLE plus the unlikelihood of the tokens the judgment flags, with the
-Align-N MLE term and the MLE on unflagged tokens of negatives switched off.
+It is the online loop (cutalign online) with the shipped online-rule config, a few of its keys set by these flags,
+so the output directory is an online run directory: the same command again resumes; a larger --rounds continues.
+The loss mix is that config's (docs/method.md, "Which loss mix"): Align-P MLE plus the unlikelihood of the tokens
+the judgment flags, with the Align-N MLE term and the MLE on unflagged tokens of negatives switched off.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import read_json, write_json, write_jsonl
-from .tasks import KINDS
+from ..tasks import KINDS
+
+SUMMARY = "online CUT on the embedded model: generate, judge with rules, train, score held-out prompts (CPU)"
+
+DEMO_CONFIG = "online-rule"
+"""The shipped online config the demo runs."""
 
 LOSS_KEYS = ("threshold", "alpha", "reduction", "align_p_weight", "align_n_weight", "unflagged_weight",
              "positive_ratio")
 """The loss settings recorded in the demo's metrics.json."""
 
-DEMO_CONFIG = "online-rule"
+
+@dataclass
+class DemoArguments:
+    """The demo's flags: each sets one key of the online-rule config."""
+
+    output_dir: str = field(default="demo-output", metadata={
+        "help": "the run directory; the same command resumes a stopped demo"})
+    model: str = field(default="default", metadata={
+        "help": "model to start from: 'default' (the embedded SmolLM2-135M-Instruct) or a directory"})
+    kinds: list[str] = field(default_factory=lambda: ["no_commas"], metadata={
+        "help": f"constraint kinds of the task prompts: {', '.join(KINDS)}", "choices": KINDS, "metavar": "KIND"})
+    rounds: int = field(default=2, metadata={"help": "online rounds"})
+    prompts_per_round: int = field(default=48, metadata={"help": "fresh training prompts per round"})
+    heldout_prompts: int = field(default=48, metadata={"help": "held-out prompts scored after every round"})
+    max_new_tokens: int = field(default=64, metadata={"help": "response length limit"})
+    num_train_epochs: float = field(default=2.0, metadata={"help": "training epochs per round"})
+    learning_rate: float = field(default=3e-4, metadata={"help": "LoRA learning rate"})
+    seed: int = field(default=0, metadata={"help": "seed for prompts, sampling and training"})
+    no_progress: bool = field(default=False, metadata={"help": "hide the progress bars"})
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="online CUT on the embedded model: generate, judge with rules, train, score held-out prompts (CPU)",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("--output-dir", default="demo-output", help="the run directory (default demo-output); "
-                        "the same command resumes a stopped demo")
-    parser.add_argument("--model", default="default", help="model to start from (default: embedded SmolLM2-135M)")
-    parser.add_argument("--kinds", nargs="+", default=["no_commas"], choices=KINDS,
-                        help="constraint kinds of the task prompts (default: no_commas)")
-    parser.add_argument("--rounds", type=int, default=2, help="online rounds (default 2)")
-    parser.add_argument("--prompts-per-round", type=int, default=48, help="fresh training prompts per round "
-                        "(default 48)")
-    parser.add_argument("--heldout-prompts", type=int, default=48, help="held-out prompts (default 48)")
-    parser.add_argument("--max-new-tokens", type=int, default=64, help="response length limit (default 64)")
-    parser.add_argument("--epochs", type=float, default=2, help="training epochs per round (default 2)")
-    parser.add_argument("--learning-rate", type=float, default=3e-4, help="LoRA learning rate (default 3e-4)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for prompts, sampling and training")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.set_defaults(run=run)
+def arguments() -> tuple:
+    return (DemoArguments,)
 
 
-def demo_config(args):
-    """The shipped ``online-rule`` config with the demo's flags applied."""
-    import yaml
-
-    from .config import config_file
-    from .online.config import config_from_dict
+def demo_config(args: DemoArguments):
+    """The shipped ``online-rule`` config with the demo's flags applied (checked like any online config)."""
+    from ..config import config_file
+    from ..online.config import config_from_dict
+    from .options import read_yaml
 
     path = config_file(DEMO_CONFIG)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = read_yaml(str(path))
     raw.update(run_dir=args.output_dir, seed=args.seed, rounds=args.rounds, prompts_per_round=args.prompts_per_round)
     raw["model"]["model"] = args.model
     raw["task"]["kinds"] = list(args.kinds)
     raw["generation"]["max_new_tokens"] = raw["eval"]["max_new_tokens"] = args.max_new_tokens
     raw["eval"]["size"] = args.heldout_prompts
-    raw["training"].update(learning_rate=args.learning_rate, num_train_epochs=args.epochs)
+    raw["training"].update(learning_rate=args.learning_rate, num_train_epochs=args.num_train_epochs)
     return config_from_dict(raw, source=f"cutalign demo ({path})")
 
 
-def run(args) -> int:
-    from .online.loop import round_dir, run_online
+def run(argv: list[str]) -> int:
+    from .options import parse
 
+    (args,) = parse(argv, arguments(), prog="cutalign demo", description=__doc__)
     config = demo_config(args)
+
+    from ..io import read_json, write_json, write_jsonl
+    from ..online.loop import round_dir, run_online
+
     out = Path(config.run_dir)
     print(f"cutalign demo: {config.rounds} round(s) of online CUT on {config.model.model!r}, rule judge, run directory "
           f"{out}/")
