@@ -1,8 +1,8 @@
 """The ``cutalign`` command: ``cutalign [--version] [--verbose] COMMAND [options]``.
 
 One module per command, each with ``SUMMARY`` (its line in ``cutalign --help``), ``arguments()`` (the dataclasses
-its options fill, parsed by :func:`cutalign.cli.options.parse`) and ``run(argv) -> exit status``; its docstring is
-its ``--help`` description. Mistakes a user can make (an unknown option, a bad config key or value, an unreadable
+its options fill), ``parse(argv)`` (those dataclasses, filled by :func:`cutalign.cli.options.parse`) and
+``run(argv) -> exit status``; its docstring is its ``--help`` description. Mistakes a user can make (an unknown option, a bad config key or value, an unreadable
 or malformed data file, a missing model) end as one ``error: ...`` line on stderr and exit status 2, never a
 traceback.
 

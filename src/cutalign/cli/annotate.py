@@ -40,10 +40,15 @@ def arguments() -> tuple:
     return (AnnotateArguments,)
 
 
-def run(argv: list[str]) -> int:
-    from .options import parse
+def parse(argv: list[str]) -> tuple:
+    """(AnnotateArguments,) from the command line and --config FILE."""
+    from . import options
 
-    (args,) = parse(argv, arguments(), prog="cutalign annotate", description=__doc__)
+    return options.parse(argv, arguments(), prog="cutalign annotate", description=__doc__)
+
+
+def run(argv: list[str]) -> int:
+    (args,) = parse(argv)
     if not os.path.isfile(args.file):
         raise UsageError(f"{args.file}: file not found")
 

@@ -53,10 +53,15 @@ def arguments() -> tuple:
     return ModelConfig, BaselineArguments
 
 
-def run(argv: list[str]) -> int:
-    from .options import parse
+def parse(argv: list[str]) -> tuple:
+    """(ModelConfig, BaselineArguments) from the command line and --config FILE."""
+    from . import options
 
-    model_config, args = parse(argv, arguments(), prog="cutalign baseline", description=__doc__)
+    return options.parse(argv, arguments(), prog="cutalign baseline", description=__doc__)
+
+
+def run(argv: list[str]) -> int:
+    model_config, args = parse(argv)
 
     from ..data import load_judgments
     from .checks import require_model

@@ -73,10 +73,15 @@ def demo_config(args: DemoArguments):
     return config_from_dict(raw, source=f"cutalign demo ({path})")
 
 
-def run(argv: list[str]) -> int:
-    from .options import parse
+def parse(argv: list[str]) -> tuple:
+    """(DemoArguments,) from the command line and --config FILE."""
+    from . import options
 
-    (args,) = parse(argv, arguments(), prog="cutalign demo", description=__doc__)
+    return options.parse(argv, arguments(), prog="cutalign demo", description=__doc__)
+
+
+def run(argv: list[str]) -> int:
+    (args,) = parse(argv)
     config = demo_config(args)
 
     from ..io import read_json, write_json, write_jsonl

@@ -75,11 +75,18 @@ def arguments() -> tuple:
     return (EvalArguments,)
 
 
-def run(argv: list[str]) -> int:
-    from ..io import write_json
-    from .options import parse
+def parse(argv: list[str]) -> tuple:
+    """(EvalArguments,) from the command line and --config FILE."""
+    from . import options
 
-    (args,) = parse(argv, arguments(), prog="cutalign eval", description=__doc__)
+    return options.parse(argv, arguments(), prog="cutalign eval", description=__doc__)
+
+
+def run(argv: list[str]) -> int:
+    (args,) = parse(argv)
+
+    from ..io import write_json
+
     metrics = _compare(args) if args.compare else _evaluate(args)
     write_json(Path(args.output_dir) / "metrics.json", metrics)
     print(json.dumps({k: v for k, v in metrics.items() if k != "per_kind"}, indent=2))

@@ -32,10 +32,15 @@ def arguments() -> tuple:
     return (OnlineArguments,)
 
 
-def run(argv: list[str]) -> int:
-    from .options import parse
+def parse(argv: list[str]) -> tuple:
+    """(OnlineArguments,) from the command line."""
+    from . import options
 
-    (args,) = parse(argv, arguments(), prog="cutalign online", description=__doc__, config=False)
+    return options.parse(argv, arguments(), prog="cutalign online", description=__doc__, config=False)
+
+
+def run(argv: list[str]) -> int:
+    (args,) = parse(argv)
 
     from ..online.config import load_config
 

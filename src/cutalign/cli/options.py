@@ -64,13 +64,26 @@ def parse(argv: list[str], dataclass_types: tuple, *, prog: str, description: st
         path = _config_path(argv)
         if path is not None:
             apply_config(parser, dataclass_types, path)
-    *instances, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True,
-                                                                look_for_args_file=False)
-    if remaining:
-        flags = [arg.split("=")[0] for arg in remaining if arg.startswith("--")]
-        hint = _suggest(flags[0][2:].replace("-", "_"), _known(parser), prefix="--") if flags else ""
-        raise UsageError(f"unknown option(s) {' '.join(remaining)}{hint}")
+    _reject_unknown(parser, argv)
+    instances = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
     return tuple(instances[:len(dataclass_types)])  # (after them: the namespace holding --config)
+
+
+def _reject_unknown(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Fail on an unknown option, before argparse would report a required one as missing: a misspelt required
+    option (``--output-dir``) gets its "did you mean", not "--output_dir is required"."""
+    required = [action for action in parser._actions if action.required]
+    for action in required:
+        action.required = False
+    try:
+        _, unknown = parser.parse_known_args(argv)
+    finally:
+        for action in required:
+            action.required = True
+    if unknown:
+        flags = [arg.split("=")[0] for arg in unknown if arg.startswith("--")]
+        hint = _suggest(flags[0][2:].replace("-", "_"), _known(parser), prefix="--") if flags else ""
+        raise UsageError(f"unknown option(s) {' '.join(unknown)}{hint}")
 
 
 def _config_path(argv: list[str]) -> str | None:
@@ -162,6 +175,12 @@ def _known(parser: argparse.ArgumentParser) -> list[str]:
 
 
 def _suggest(name: str, known: list[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(name, known, n=3)
+    """A "did you mean" hint: the name itself when only its spelling was off (``output-dir``), else the known
+    names it begins (``out``) and the closest ones."""
+    if name in known:
+        close = [name]
+    else:
+        starting = [k for k in known if k.startswith(name)]
+        close = list(dict.fromkeys(starting + difflib.get_close_matches(name, known, n=3)))[:3]
     return f" (did you mean {', '.join(prefix + c for c in close)}?)" if close else ""
 

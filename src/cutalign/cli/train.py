@@ -34,10 +34,10 @@ def arguments() -> tuple:
 
 
 def parse(argv: list[str]) -> tuple:
-    """(ModelConfig, TrainDataArguments, CUTConfig) from ``--config FILE`` and the command line."""
-    from .options import parse
+    """(ModelConfig, TrainDataArguments, CUTConfig) from the command line and --config FILE."""
+    from . import options
 
-    return parse(argv, arguments(), prog="cutalign train", description=__doc__)
+    return options.parse(argv, arguments(), prog="cutalign train", description=__doc__)
 
 
 def run(argv: list[str]) -> int:

@@ -68,10 +68,16 @@ def arguments() -> tuple:
     return (TrainJudgeArguments,)
 
 
-def run(argv: list[str]) -> int:
-    from .options import parse
+def parse(argv: list[str]) -> tuple:
+    """(TrainJudgeArguments,) from the command line and --config FILE."""
+    from . import options
 
-    (args,) = parse(argv, arguments(), prog="cutalign train-judge", description=__doc__)
+    return options.parse(argv, arguments(), prog="cutalign train-judge", description=__doc__)
+
+
+def run(argv: list[str]) -> int:
+    (args,) = parse(argv)
+
     from .checks import require_model
 
     require_model(args.model)
