@@ -7,7 +7,9 @@ micro-batches *and* processes to reproduce the single-process gradient. DeepSpee
 accelerator, gloo); under ZeRO-3 the tiny model's LM head is really partitioned (see ``save_start_model``).
 """
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,9 +17,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from distributed_worker import fsdp2_gradients, one_step, save_start_model  # noqa: E402
+from conftest import make_tokenizer  # noqa: E402
+from distributed_worker import fsdp2_gradients, one_step, save_start_model, uneven_examples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,3 +95,29 @@ def test_fsdp2_sharded_gradient_equals_the_one_process_gradient(single_process, 
         for name, gradient in reference["gradients"].items():
             assert gradient.abs().max() > 0, name
             torch.testing.assert_close(result["gradients"][name], gradient, rtol=1e-4, atol=1e-7, msg=name)
+
+
+@pytest.mark.slow
+def test_the_train_command_under_accelerate_launch(single_process, tmp_path):
+    """`accelerate launch -m cutalign train --config run.yaml` (the README's command) on 2 gloo processes: the
+    global batch of the one-process step, the same loss, one report written by the main process."""
+    model_dir, _, reference = single_process
+    shutil.copytree(model_dir, tmp_path / "model")
+    make_tokenizer().save_pretrained(tmp_path / "model")  # the command loads the tokenizer from the model's folder
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in uneven_examples()))
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({  # the settings of distributed_worker.training_args, as a run.yaml
+        "model": str(tmp_path / "model"), "lora": False, "train_data": str(data), "output_dir": str(tmp_path / "out"),
+        "per_device_train_batch_size": 1, "gradient_accumulation_steps": 3, "max_steps": 1, "optim": "sgd",
+        "learning_rate": 0.5, "threshold": 1.0, "positive_ratio": -1, "report_to": "none", "logging_steps": 1,
+        "save_strategy": "no", "use_cpu": True, "seed": 0, "lr_scheduler_type": "constant", "disable_tqdm": True,
+        "train_sampling_strategy": "sequential", "dataloader_drop_last": False, "max_grad_norm": 0.0}))
+    launch(["accelerate.commands.launch", "--config_file", str(ROOT / "configs" / "accelerate" / "ddp.yaml"),
+            "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(free_port()),
+            "-m", "cutalign", "train", "--config", str(config)])
+
+    metrics = json.loads((tmp_path / "out" / "cutalign_metrics.json").read_text())
+    assert metrics["train"]["train_loss"] == pytest.approx(reference["loss"], rel=1e-4)
+    assert metrics["data"]["train"]["loaded"]["total"] == 6
+    assert (tmp_path / "out" / "model.safetensors").is_file()

@@ -108,8 +108,8 @@ def test_a_trained_tiny_judge_reproduces_its_training_judgments(tmp_path):
 def test_train_judge_cli_rejects_bad_input(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"prompt": "x", "completion": "", "judgment": None}) + "\n")
-    result = subprocess.run([sys.executable, "-m", "cutalign.cli", "train-judge", "--data", str(bad),
-                             "--output-dir", str(tmp_path / "out")], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "cutalign", "train-judge", "--data", str(bad),
+                             "--output_dir", str(tmp_path / "out")], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: {bad}, row 1, field 'completion': is empty"
     assert not (tmp_path / "out").exists()

@@ -251,7 +251,7 @@ def test_cli_bad_config_is_one_error_line_before_any_work(tmp_path):
 
     path = tmp_path / "online.yaml"
     path.write_text(f"output_dir: {tmp_path / 'run'}\njudge: {{kind: oracle}}\n")
-    result = subprocess.run([sys.executable, "-m", "cutalign.cli", "online", "--config", str(path)],
+    result = subprocess.run([sys.executable, "-m", "cutalign", "online", "--config", str(path)],
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
