@@ -11,7 +11,7 @@ import torch
 
 from conftest import make_model, make_tokenizer
 from cutalign.judges.training import (
-    JudgeTrainingConfig,
+    JUDGE_TRAINING,
     agreement,
     evaluate_judge,
     judge_examples,
@@ -19,6 +19,7 @@ from cutalign.judges.training import (
     split_rows,
     train_judge,
 )
+from cutalign import CUTConfig, ModelConfig
 from cutalign.judges import NO_ISSUES, JudgeFailure, ModelJudge, judge_prompt
 
 
@@ -92,10 +93,11 @@ def test_a_trained_tiny_judge_reproduces_its_training_judgments(tmp_path):
     with torch.no_grad():
         model.lm_head.weight.mul_(20)
     untrained = evaluate_judge(ModelJudge(model, tokenizer, max_new_tokens=8), rows)
-    config = JudgeTrainingConfig(output_dir=str(tmp_path / "judge"), epochs=70, learning_rate=1e-2, batch_size=2,
-                                 lora_r=8, lora_alpha=16, max_new_tokens=8,
-                                 lora_target_modules=("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
-    trained, tokenizer = train_judge(config, rows, model=model, tokenizer=tokenizer)
+    model_config = ModelConfig(lora_r=8, lora_alpha=16,
+                               lora_target_modules=["q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    args = CUTConfig(**{**JUDGE_TRAINING, "output_dir": str(tmp_path / "judge"), "num_train_epochs": 70,
+                        "learning_rate": 1e-2, "per_device_train_batch_size": 2, "disable_tqdm": True})
+    trained, tokenizer = train_judge(rows, model_config=model_config, args=args, model=model, tokenizer=tokenizer)
     report = evaluate_judge(ModelJudge(trained, tokenizer, max_new_tokens=8), rows)
     assert untrained["accuracy"] != 1.0 or untrained["rouge_l"] != 1.0
     assert [e["judge"] for e in report["examples"]] == ["Uses a comma.", None]
@@ -125,3 +127,16 @@ def test_balance_classes_repeats_the_rarer_class_and_keeps_every_row():
     assert {r["id"] for r in balanced[7:]} == {0, 1}
     assert balance_classes(rows, seed=0) == balanced
     assert balance_classes(rows[2:], seed=0) == rows[2:]  # one class only: nothing to balance
+
+
+def test_train_judge_options_start_from_the_judge_recipe(tmp_path):
+    """One parser for model, data and training options; the judge's recipe under --config under the command line."""
+    from cutalign.cli import train_judge
+
+    model_config, _, training = train_judge.parse([])
+    assert training.learning_rate == JUDGE_TRAINING["learning_rate"] and training.output_dir == "runs/judge"
+    assert model_config.lora_r == 16  # ModelConfig's own default: LoRA settings are declared once
+    config = tmp_path / "judge.yaml"
+    config.write_text("learning_rate: 1.0e-3\nlora_r: 4\nthreshold: 1.3\n")
+    model_config, _, training = train_judge.parse(["--config", str(config), "--learning_rate", "2e-3"])
+    assert training.learning_rate == 2e-3 and model_config.lora_r == 4 and training.threshold == 1.3

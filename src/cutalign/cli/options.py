@@ -50,14 +50,18 @@ class CommandParser(HfArgumentParser):
         raise UsageError(message)
 
 
-def parse(argv: list[str], dataclass_types: tuple, *, prog: str, description: str, config: bool = True) -> tuple:
+def parse(argv: list[str], dataclass_types: tuple, *, prog: str, description: str, config: bool = True,
+          defaults: dict | None = None) -> tuple:
     """Instances of ``dataclass_types`` from ``argv``, under the values of ``--config FILE`` when given.
 
     ``config=False`` leaves ``--config`` out (the online command's ``--config`` is a field of its own, an online-loop
-    config for :func:`cutalign.online.config.load_config`).
+    config for :func:`cutalign.online.config.load_config`). ``defaults`` replaces dataclass defaults for this command
+    (``train-judge`` starts CUTConfig from the judge's recipe); ``--config`` and the command line override them.
     """
     parser = CommandParser(dataclass_types, prog=prog, description=description, allow_abbrev=False,
                            formatter_class=HelpFormatter)
+    if defaults:
+        parser.set_defaults(**defaults)
     if config:
         parser.add_argument("--config", metavar="FILE", default=None,
                             help="YAML file of any of these options (name: value); the command line overrides it")

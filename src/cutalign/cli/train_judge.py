@@ -32,64 +32,54 @@ class TrainJudgeArguments:
         "task's held-out prompts)"})
     heldout_fraction: float = field(default=0.2, metadata={
         "help": "share of --data held out when --heldout_data is not given"})
-    model: str = field(default="default", metadata={
-        "help": "causal LM to train: 'default' (the embedded SmolLM2-135M-Instruct), a directory, or a hub name "
-        "in the local cache"})
-    output_dir: str = field(default="runs/judge", metadata={
-        "help": "where the adapter, tokenizer, data and metrics go"})
     builtin_train: int = field(default=160, metadata={
         "help": "built-in data: training responses to generate and rule-judge"})
     builtin_heldout: int = field(default=48, metadata={"help": "built-in data: held-out responses"})
     kinds: list[str] = field(default_factory=lambda: ["no_commas"], metadata={
         "help": f"built-in data: constraint kinds of the prompts: {', '.join(KINDS)}", "choices": KINDS,
         "metavar": "KIND"})
-    num_train_epochs: float = field(default=2.0, metadata={"help": "training epochs"})
-    learning_rate: float = field(default=5e-4, metadata={"help": "learning rate"})
-    per_device_train_batch_size: int = field(default=4, metadata={"help": "examples per step"})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     max_new_tokens: int = field(default=64, metadata={"help": "longest judgment generated in the evaluation"})
-    seed: int = field(default=0, metadata={"help": "seed for sampling, splitting and training"})
     balance: bool = field(default=False, metadata={
         "help": "repeat the rarer class (good or bad) until both are as many"})
 
     def __post_init__(self):
         if not 0 < self.heldout_fraction < 1:
             raise UsageError(f"--heldout_fraction must be between 0 and 1, got {self.heldout_fraction}")
-        for name in ("builtin_train", "builtin_heldout", "per_device_train_batch_size", "lora_r", "max_new_tokens"):
+        for name in ("builtin_train", "builtin_heldout", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if not self.num_train_epochs > 0 or not self.learning_rate > 0:
-            raise UsageError("--num_train_epochs and --learning_rate must be > 0")
         if self.heldout_data is not None and self.data is None:
             raise UsageError("--heldout_data needs --data")
 
 
 def arguments() -> tuple:
-    return (TrainJudgeArguments,)
+    """The dataclasses the options fill: (ModelConfig, TrainJudgeArguments, CUTConfig), as for cutalign train."""
+    from ..config import CUTConfig, ModelConfig
+
+    return ModelConfig, TrainJudgeArguments, CUTConfig
 
 
 def parse(argv: list[str]) -> tuple:
-    """(TrainJudgeArguments,) from the command line and --config FILE."""
+    """(ModelConfig, TrainJudgeArguments, CUTConfig) from the judge's training recipe, --config FILE and the command
+    line, in that order of precedence (lowest first)."""
+    from ..judges.training import JUDGE_TRAINING
     from . import options
 
-    return options.parse(argv, arguments(), prog="cutalign train-judge", description=__doc__)
+    return options.parse(argv, arguments(), prog="cutalign train-judge", description=__doc__,
+                         defaults=JUDGE_TRAINING)
 
 
 def run(argv: list[str]) -> int:
-    (args,) = parse(argv)
+    model_config, args, training = parse(argv)
 
     from .checks import require_model
 
-    require_model(args.model)
+    require_model(model_config.model)
 
-    from ..judges.training import JudgeTrainingConfig, train_judge_command
+    from ..judges.training import train_judge_command
 
-    config = JudgeTrainingConfig(
-        model=args.model, output_dir=args.output_dir, epochs=args.num_train_epochs, learning_rate=args.learning_rate,
-        batch_size=args.per_device_train_batch_size, lora_r=args.lora_r, max_new_tokens=args.max_new_tokens,
-        seed=args.seed, balance=args.balance,
-    )
     # It reads and checks the data files before it loads the model.
-    return train_judge_command(config, data=args.data, heldout_data=args.heldout_data,
+    return train_judge_command(model_config, training, data=args.data, heldout_data=args.heldout_data,
                                heldout_fraction=args.heldout_fraction, builtin_train=args.builtin_train,
-                               builtin_heldout=args.builtin_heldout, kinds=args.kinds)
+                               builtin_heldout=args.builtin_heldout, kinds=args.kinds,
+                               max_new_tokens=args.max_new_tokens, balance=args.balance)

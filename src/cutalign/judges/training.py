@@ -12,14 +12,15 @@ text overlap of the critiques with the reference critiques (ROUGE-L F1 over word
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import CUTConfig, ModelConfig
 from ..generation import SamplingConfig, generate, instruction_text
 from ..io import write_json, write_jsonl
 from .base import NO_ISSUES, JudgeFailure, judge_prompt
@@ -28,22 +29,12 @@ from .model import ModelJudge
 logger = logging.getLogger("cutalign")
 
 
-@dataclass
-class JudgeTrainingConfig:
-    """How to train a judge (LoRA on a causal LM)."""
-
-    model: str = "default"
-    output_dir: str = "runs/judge"
-    epochs: float = 2.0
-    learning_rate: float = 5e-4
-    batch_size: int = 4
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_target_modules: tuple[str, ...] = ("q_proj", "v_proj", "gate_proj", "up_proj", "down_proj")
-    max_length: int = 512
-    max_new_tokens: int = 64
-    seed: int = 0
-    balance: bool = False  # repeat the rarer class (good or bad) until both are as many (see balance_classes)
+JUDGE_TRAINING = {"output_dir": "runs/judge", "learning_rate": 5e-4, "num_train_epochs": 2.0,
+                  "per_device_train_batch_size": 4, "max_length": 512, "seed": 0, "positive_ratio": -1,
+                  "save_strategy": "no", "report_to": "none", "logging_steps": 5}
+"""The CUTConfig values a judge is trained with unless the user says otherwise (``cutalign train-judge`` starts its
+options from them). Every judge example is a positive (plain SFT), so none is down-sampled; the adapter is saved
+once, at the end, into ``output_dir``."""
 
 
 def judge_examples(rows: list[dict]) -> list[dict]:
@@ -72,37 +63,32 @@ def balance_classes(rows: list[dict], seed: int) -> list[dict]:
     return list(rows) + extra
 
 
-def train_judge(config: JudgeTrainingConfig, rows: list[dict], *, model=None, tokenizer=None, callbacks=None):
-    """Train a judge on canonical judgment ``rows``; save adapter and tokenizer to ``config.output_dir``.
+def train_judge(rows: list[dict], *, model_config: ModelConfig, args: CUTConfig, balance: bool = False, model=None,
+                tokenizer=None, callbacks=None):
+    """Train a judge on canonical judgment ``rows``; save adapter and tokenizer to ``args.output_dir``.
 
-    Returns the trained model (a ``PeftModel``) and its tokenizer.
+    ``model_config`` names the model and its LoRA settings, ``args`` the training (see :data:`JUDGE_TRAINING`);
+    ``balance`` repeats the rarer class first (:func:`balance_classes`). Returns the trained ``PeftModel`` and its
+    tokenizer.
     """
-    from peft import LoraConfig
-
     from ..models import load_model, load_tokenizer
-    from ..trainer import CUTConfig, CUTTrainer
+    from ..trainer import CUTTrainer
 
     if not rows:
         raise ValueError("no judgment rows to train the judge on")
-    tokenizer = tokenizer or load_tokenizer(config.model)
-    model = model or load_model(config.model)
-    output = Path(config.output_dir)
-    args = CUTConfig(
-        output_dir=str(output / "trainer"), seed=config.seed, learning_rate=config.learning_rate,
-        num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size, positive_ratio=-1,
-        max_length=config.max_length, template="chat" if tokenizer.chat_template else "alpaca",
-        save_strategy="no", report_to="none", logging_steps=5,
-    )
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.05,
-                      target_modules=list(config.lora_target_modules), task_type="CAUSAL_LM")
-    examples = judge_examples(balance_classes(rows, config.seed) if config.balance else rows)
-    trainer = CUTTrainer(model, args, train_dataset=examples, processing_class=tokenizer,
-                         peft_config=lora, callbacks=callbacks)
+    if model_config.peft_config() is None:
+        raise ValueError("a judge is trained as a LoRA adapter: set lora: true")
+    tokenizer = tokenizer or load_tokenizer(model_config.model)
+    model = model or load_model(model_config.model, **model_config.model_init_kwargs())
+    output = Path(args.output_dir)
+    trainer_args = dataclasses.replace(args, output_dir=str(output / "trainer"), positive_ratio=-1)
+    examples = judge_examples(balance_classes(rows, args.seed) if balance else rows)
+    trainer = CUTTrainer(model, trainer_args, train_dataset=examples, processing_class=tokenizer,
+                         peft_config=model_config.peft_config(), callbacks=callbacks)
     result = trainer.train()
     tmp = output.with_name(output.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(str(tmp), save_embedding_layers=False)
-    tokenizer.save_pretrained(str(tmp))
+    trainer.save_model(str(tmp))  # adapter, tokenizer, model card
     write_json(tmp / "train_metrics.json", result.metrics)
     output.mkdir(parents=True, exist_ok=True)
     for path in tmp.iterdir():  # move the files in one by one: output_dir may already hold the data files
@@ -205,31 +191,33 @@ def _format(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def train_judge_command(config: JudgeTrainingConfig, *, data=None, heldout_data=None, heldout_fraction=0.2,
-                        builtin_train=160, builtin_heldout=48, kinds=("no_commas",)) -> int:
+def train_judge_command(model_config: ModelConfig, args: CUTConfig, *, data=None, heldout_data=None,
+                        heldout_fraction=0.2, builtin_train=160, builtin_heldout=48, kinds=("no_commas",),
+                        max_new_tokens=64, balance=False) -> int:
     """``cutalign train-judge``: build or load the data, train, evaluate, write ``metrics.json``, print a table."""
     from ..data import load_judgments
     from ..models import load_model, load_tokenizer
 
-    output = Path(config.output_dir)
+    output = Path(args.output_dir)
     if data is not None:  # validate the files before loading any model
         rows = load_judgments(data).to_list()
         if heldout_data is not None:
             train_rows, heldout_rows = rows, load_judgments(heldout_data).to_list()
         else:
-            train_rows, heldout_rows = split_rows(rows, heldout_fraction, config.seed)
+            train_rows, heldout_rows = split_rows(rows, heldout_fraction, args.seed)
     elif heldout_data is not None:
-        raise ValueError("--heldout-data needs --data")
-    tokenizer = load_tokenizer(config.model)
-    model = load_model(config.model)
+        raise ValueError("heldout_data needs data")
+    tokenizer = load_tokenizer(model_config.model)
+    model = load_model(model_config.model, **model_config.model_init_kwargs())
     if data is None:
         train_rows, heldout_rows = builtin_judgment_data(model, tokenizer, n_train=builtin_train,
-                                                         n_heldout=builtin_heldout, kinds=kinds, seed=config.seed)
+                                                         n_heldout=builtin_heldout, kinds=kinds, seed=args.seed)
     output.mkdir(parents=True, exist_ok=True)
     write_jsonl(output / "train_data.jsonl", train_rows)
     write_jsonl(output / "heldout_data.jsonl", heldout_rows)
-    model, tokenizer = train_judge(config, train_rows, model=model, tokenizer=tokenizer)
-    judge = ModelJudge(model, tokenizer, max_new_tokens=config.max_new_tokens,
+    model, tokenizer = train_judge(train_rows, model_config=model_config, args=args, balance=balance, model=model,
+                                   tokenizer=tokenizer)
+    judge = ModelJudge(model, tokenizer, max_new_tokens=max_new_tokens,
                        template="chat" if tokenizer.chat_template else "alpaca")
     report = evaluate_judge(judge, heldout_rows)
     bad_share = report["reference_bad_share"]
