@@ -118,11 +118,11 @@ def test_help_documents_every_option():
 def test_version_and_help_do_not_load_torch():
     result = subprocess.run([sys.executable, "-m", "cutalign", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == f"cutalign {__version__}"
-    # The top-level help and the help of every command whose options do not include TrainingArguments (train) or
-    # ModelConfig (train, baseline: cutalign.config imports transformers' TrainingArguments, hence torch).
+    # The top-level help and the help of every command whose options do not include TrainingArguments (train,
+    # train-judge) or ModelConfig (baseline: cutalign.config imports transformers' TrainingArguments, hence torch).
     probe = ("import sys\nfrom cutalign.cli import main\n"
              "for argv in (['--help'], ['--version'], ['online', '--help'], ['demo', '--help'], "
-             "['annotate', '--help'], ['train-judge', '--help'], ['eval', '--help']):\n"
+             "['annotate', '--help'], ['eval', '--help']):\n"
              "    try:\n        main(argv)\n    except SystemExit as e:\n        assert e.code == 0, (argv, e.code)\n"
              "    loaded = [m for m in ('torch', 'transformers.training_args') if m in sys.modules]\n"
              "    assert not loaded, (argv, loaded)\n"
