@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 from pathlib import Path
 
@@ -109,3 +110,20 @@ def tiny_examples(n_pos: int = 3, n_neg: int = 3) -> list[dict]:
             "judgment": "The response uses capital letters, e.g. in 'The', 'Paris'; the instruction asks for lowercase.",
         })
     return rows
+
+
+@pytest.fixture()
+def quiet_datasets():
+    """No progress bars or info logs from `datasets` while a test runs (data tests opt in with autouse)."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    yield
+    datasets.enable_progress_bars()
+
+
+def write_jsonl(path, rows):
+    """Write ``rows`` as JSON Lines to ``path``; return the path."""
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path

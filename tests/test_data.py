@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import write_jsonl
 from cutalign.data import (
     DataError,
     count_examples,
@@ -25,16 +26,8 @@ REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cut-onlin
 
 
 @pytest.fixture(autouse=True)
-def quiet_datasets():
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
+def _quiet(quiet_datasets):
     yield
-    datasets.enable_progress_bars()
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
 
 
 def canonical_rows(n=4):

@@ -13,11 +13,8 @@ from cutalign.data.sources import looks_like_hub_name
 
 
 @pytest.fixture(autouse=True)
-def quiet_datasets():
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
+def _quiet(quiet_datasets):
     yield
-    datasets.enable_progress_bars()
 
 
 @pytest.fixture

@@ -58,3 +58,25 @@ def read_json(path):
 
 def read_jsonl(path) -> list:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_yaml(path) -> dict:
+    """The mapping in YAML file ``path`` (empty for an empty file); a missing or unreadable file, invalid YAML or
+    anything but a mapping is a :class:`cutalign.errors.UsageError` naming the file."""
+    import yaml
+
+    from .errors import UsageError
+
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: cannot read the config: {error}") from None
+    except yaml.YAMLError as error:
+        raise UsageError(f"{path}: invalid YAML: {error}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise UsageError(f"{path}: the config must be a mapping of key: value")
+    return values

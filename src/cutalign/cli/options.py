@@ -14,12 +14,11 @@ import argparse
 import difflib
 import types
 import typing
-from pathlib import Path
 
-import yaml
 from transformers import HfArgumentParser
 
 from ..errors import UsageError
+from ..io import read_yaml
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -95,23 +94,6 @@ def _config_path(argv: list[str]) -> str | None:
     finder = CommandParser(add_help=False, allow_abbrev=False)
     finder.add_argument("--config", default=None)
     return finder.parse_known_args(argv)[0].config
-
-
-def read_yaml(path: str) -> dict:
-    """The mapping in YAML file ``path`` (empty for an empty file); anything else is a :class:`UsageError`."""
-    try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"{path}: cannot read the config: {error}") from None
-    except yaml.YAMLError as error:
-        raise UsageError(f"{path}: invalid YAML: {error}") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise UsageError(f"{path}: the config must be a mapping of option: value")
-    return values
 
 
 def apply_config(parser: argparse.ArgumentParser, dataclass_types: tuple, path: str) -> None:

@@ -23,13 +23,12 @@ import difflib
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
 
 from ..config import CUTConfig, ModelConfig, config_file
 from ..errors import UsageError
+from ..io import read_yaml
 from ..generation import SamplingConfig
 from ..judges.config import JudgeConfig, check_model, validate_judge
 
@@ -97,18 +96,7 @@ def load_config(path, *, rounds: int | None = None, output_dir: str | None = Non
     """Read and validate ``path`` (a file, or a shipped config's name); ``rounds`` and ``output_dir`` override the
     file's values."""
     path = config_file(str(path))
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"{path}: cannot read the config: {error}") from None
-    except yaml.YAMLError as error:
-        raise UsageError(f"{path}: invalid YAML: {error}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise UsageError(f"{path}: the config must be a mapping of key: value")
+    raw = read_yaml(path)
     if rounds is not None:
         raw["rounds"] = rounds
     if output_dir is not None:
