@@ -92,6 +92,11 @@ class CUTConfig(TrainingArguments):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the collator needs the tokenized view columns."}
     )
+    logging_steps: float = field(
+        default=10,
+        metadata={"help": "Log the loss and its parts every this many optimizer steps (transformers' default, 500, "
+                  "prints nothing in a short run). A float in (0, 1) is a fraction of the total steps."},
+    )
 
     def __post_init__(self):
         if isinstance(self.model_init_kwargs, str):
