@@ -51,3 +51,58 @@ def in_hub_cache(name: str) -> bool:
         if isinstance(found, str):
             return True
     return False
+
+
+REPORTING_PACKAGES = {
+    "tensorboard": "'cutalign[tensorboard]'",
+    "trackio": "'cutalign[trackio]'",
+    "wandb": "wandb",
+    "mlflow": "mlflow",
+    "comet_ml": "comet_ml",
+    "clearml": "clearml",
+    "neptune": "neptune",
+    "dvclive": "dvclive",
+    "swanlab": "swanlab",
+    "codecarbon": "codecarbon",
+    "dagshub": "dagshub mlflow",
+    "azure_ml": "azureml-core",
+    "flyte": "flytekitplugins-deck-standard",
+}
+"""What to ``pip install`` for each integration ``report_to`` can name (cutalign's extras where it has one)."""
+
+
+def require_reporting(report_to: list[str]) -> None:
+    """Fail unless every integration in ``report_to`` (``TrainingArguments.report_to``, a list once parsed) can be
+    used: its package is installed, as transformers' own availability check says.
+
+    Without this check a missing package (``report_to: tensorboard`` without tensorboard) fails only when the
+    Trainer is built, after the data is tokenized and the model loaded.
+    """
+    from transformers import integrations
+
+    available = {
+        "tensorboard": integrations.is_tensorboard_available,
+        "trackio": integrations.is_trackio_available,
+        "wandb": integrations.is_wandb_available,
+        "mlflow": integrations.is_mlflow_available,
+        "comet_ml": integrations.is_comet_available,
+        "clearml": integrations.is_clearml_available,
+        "neptune": integrations.is_neptune_available,
+        "dvclive": integrations.is_dvclive_available,
+        "swanlab": integrations.is_swanlab_available,
+        "codecarbon": integrations.is_codecarbon_available,
+        "dagshub": integrations.is_dagshub_available,
+        "azure_ml": integrations.is_azureml_available,
+        "flyte": integrations.is_flyte_deck_standard_available,
+        "kubeflow": integrations.is_kubeflow_available,
+    }
+    for name in report_to or []:
+        if name not in available:
+            raise UsageError(f"--report_to {name}: not an integration transformers knows; use none or one of "
+                             f"{', '.join(sorted(available))}")
+        if not available[name]():
+            if name == "kubeflow":
+                raise UsageError("--report_to kubeflow: runs only inside a Kubeflow trainer job "
+                                 "(KUBEFLOW_TRAINER_SERVER_URL is not set)")
+            raise UsageError(f"--report_to {name}: {name} is not installed; pip install {REPORTING_PACKAGES[name]} "
+                             "(or --report_to none)")
