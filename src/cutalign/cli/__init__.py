@@ -18,7 +18,7 @@ import sys
 
 from .. import __version__
 from ..errors import UsageError
-from . import annotate, baseline, demo, online, train, train_judge
+from . import annotate, baseline, demo, export, online, train, train_judge
 from . import eval as eval_command
 
 COMMANDS = {
@@ -29,6 +29,7 @@ COMMANDS = {
     "train-judge": train_judge,
     "baseline": baseline,
     "eval": eval_command,
+    "export": export,
 }
 """Command name -> its module."""
 

@@ -8,20 +8,22 @@ from ..errors import UsageError
 
 
 def require_model(name: str, option: str = "--model") -> None:
-    """Fail unless model ``name`` can load without the network: ``default`` (the embedded model, installed), an
-    existing directory (a saved adapter's base model too), or a hub name whose files are in the local Hugging Face
+    """Fail unless model ``name`` can load without the network: ``default`` (the embedded model, installed; also
+    named by its upstream hub id), an existing directory (a saved adapter's base model too), or a hub name whose files are in the local Hugging Face
     cache.
 
     Without this check a missing directory fails deep inside transformers with a long traceback, and a misspelt hub
     name retries the hub for about a minute first.
     """
-    from ..models import DEFAULT_MODEL, ModelNotFoundError, adapter_base, embedded_model_dir
+    from ..models import ModelNotFoundError, adapter_base, embedded_model_dir, is_default
 
-    if name == DEFAULT_MODEL:
+    # is_default: also the embedded model's upstream hub id when the hub copy is not here, which is what an adapter
+    # trained on the embedded model records as its base.
+    if is_default(name):
         try:
             embedded_model_dir()
         except ModelNotFoundError as error:
-            raise UsageError(f"{option} default: {error}") from None
+            raise UsageError(f"{option} {name}: {error}") from None
     elif Path(name).is_dir():
         base = adapter_base(name)
         if base is not None:
