@@ -18,11 +18,12 @@ import sys
 
 from .. import __version__
 from ..errors import UsageError
-from . import annotate, baseline, demo, export, online, train, train_judge
+from . import annotate, baseline, demo, export, inspect, online, train, train_judge
 from . import eval as eval_command
 
 COMMANDS = {
     "train": train,
+    "inspect": inspect,
     "online": online,
     "demo": demo,
     "annotate": annotate,
