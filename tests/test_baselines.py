@@ -1,10 +1,16 @@
 """Baselines: each method's training rows say what the method says, and each one trains (parameters change)."""
 
+import dataclasses
+import json
+
 import pytest
 import torch
 from peft import LoraConfig
+from transformers import TrainingArguments
+from trl import DPOConfig, KTOConfig, SFTConfig
 
 from conftest import make_model, make_tokenizer, tiny_examples
+from cutalign import CUTConfig
 from cutalign.baselines import (
     METHODS,
     forward_prediction_rows,
@@ -16,6 +22,7 @@ from cutalign.baselines import (
     sft_rows,
     tokenize_rows,
     train_baseline,
+    trl_config,
 )
 from cutalign.baselines.forward_prediction import FP_REQUEST, POSITIVE_JUDGMENT
 from cutalign.baselines.hindsight import GOOD_PHRASE
@@ -110,8 +117,8 @@ def test_every_baseline_trains(method, tmp_path):
     tokenizer = make_tokenizer()
     model = make_model("llama")
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    args = dict(output_dir=str(tmp_path), learning_rate=1e-2, num_train_epochs=1, per_device_train_batch_size=4,
-                report_to=[], save_strategy="no", logging_steps=1, use_cpu=True, seed=0)
+    args = CUTConfig(output_dir=str(tmp_path), learning_rate=1e-2, num_train_epochs=1, per_device_train_batch_size=4,
+                     report_to=[], save_strategy="no", logging_steps=1, use_cpu=True, seed=0)
     peft = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
     trainer = train_baseline(method, model, _paired_data(), tokenizer, training_args=args, peft_config=peft,
                              refine=lambda prompts: ["the capital is paris."] * len(prompts))
@@ -128,3 +135,45 @@ def test_every_baseline_trains(method, tmp_path):
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown baseline 'ppo'"):
         train_baseline("ppo", None, [], None, training_args={})
+
+
+@pytest.mark.parametrize("config_class", [SFTConfig, DPOConfig, KTOConfig])
+def test_trl_configs_take_every_training_argument_of_the_run(config_class, tmp_path):
+    """Every TrainingArguments field reaches TRL's config by name, TRL's differing defaults (bf16, logging_steps,
+    learning rate, gradient checkpointing) included; a dict of keywords leaves TRL's defaults for the rest."""
+    run = CUTConfig(output_dir=str(tmp_path), max_steps=1, report_to="none", learning_rate=0.123, logging_steps=3,
+                    lr_scheduler_type="constant", weight_decay=0.5, use_cpu=True, seed=7)
+    config = trl_config(config_class, run, max_length=64)
+    assert isinstance(config, config_class) and config.max_length == 64
+    for field in dataclasses.fields(TrainingArguments):
+        if field.init:
+            assert getattr(config, field.name) == getattr(run, field.name), field.name
+    assert config.bf16 is False and config.max_steps == 1 and config.report_to == [] and config.learning_rate == 0.123
+    from_dict = trl_config(config_class, {"output_dir": str(tmp_path), "use_cpu": True, "bf16": False})
+    assert from_dict.logging_steps == 10  # TRL's default, not the Trainer's 500
+
+
+def test_the_baseline_command_takes_cut_trains_options(tmp_path):
+    """`cutalign baseline` parses cutalign train's options: --max_steps, --report_to and --max_length reach the TRL
+    config it trains with (saved by the Trainer as training_args.bin), for an SFT-style method and for DPO."""
+    from conftest import make_model as tiny
+
+    from cutalign.cli import main
+
+    model_dir, data = tmp_path / "tiny", tmp_path / "paired.jsonl"
+    tiny("llama").save_pretrained(model_dir)
+    make_tokenizer().save_pretrained(model_dir)
+    data.write_text("".join(json.dumps(row) + "\n" for row in _paired_data()))
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text(f"model: {model_dir}\ntrain_data: {data}\nlora_target_modules: [q_proj, v_proj]\n"
+                        "learning_rate: 0.01\nsave_strategy: 'no'\n")
+    for method, config_class in (("sft-all", SFTConfig), ("dpo", DPOConfig)):
+        out = tmp_path / method
+        assert main(["baseline", method, "--config", str(run_yaml), "--output_dir", str(out), "--max_steps", "1",
+                     "--report_to", "none", "--max_length", "64"]) == 0
+        args = torch.load(out / "training_args.bin", weights_only=False)
+        assert type(args) is config_class
+        assert (args.max_steps, args.report_to, args.max_length) == (1, [], 64)
+        assert args.learning_rate == 0.01 and args.bf16 is False  # the YAML's value; TRL's bf16 default not taken
+        metrics = json.loads((out / "baseline_metrics.json").read_text())
+        assert metrics["method"] == method and metrics["train"]["step"] == 1

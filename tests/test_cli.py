@@ -122,7 +122,7 @@ def test_version_and_help_do_not_load_torch():
     # train-judge) or ModelConfig (baseline: cutalign.config imports transformers' TrainingArguments, hence torch).
     probe = ("import sys\nfrom cutalign.cli import main\n"
              "for argv in (['--help'], ['--version'], ['online', '--help'], ['demo', '--help'], "
-             "['annotate', '--help'], ['eval', '--help']):\n"
+             "['annotate', '--help'], ['eval', '--help'], ['inspect', '--help'], ['export', '--help']):\n"
              "    try:\n        main(argv)\n    except SystemExit as e:\n        assert e.code == 0, (argv, e.code)\n"
              "    loaded = [m for m in ('torch', 'transformers.training_args') if m in sys.modules]\n"
              "    assert not loaded, (argv, loaded)\n"

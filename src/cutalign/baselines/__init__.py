@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from .arguments import trl_config
 from .forward_prediction import forward_prediction_rows
 from .hindsight import hindsight_rows, inference_prompt
 from .ilf import ilf_rows
@@ -22,25 +23,27 @@ from .sft import sft_rows, tokenize_rows, train_on_rows
 METHODS = ("sft-positive", "sft-all", "fp", "ilf", "coh", "dpo", "kto")
 
 
-def train_baseline(method: str, model, dataset, tokenizer, *, training_args: dict, peft_config=None,
+def train_baseline(method: str, model, dataset, tokenizer, *, training_args, peft_config=None,
                    template: str = "chat", max_length: int = 1024, refine=None, beta: float = 0.1):
     """Train ``model`` with a baseline ``method`` on judgment data; return the trainer (``trainer.model``).
 
-    ``training_args`` are ``TrainingArguments`` keywords shared by every method (``output_dir``,
-    ``learning_rate``, ``num_train_epochs``, ``per_device_train_batch_size``, ``seed``, ...), so methods train
-    under the same budget. ``refine`` (ILF only) maps refinement prompts to refinements when the data has none.
-    ``beta`` is DPO's and KTO's. The trainer gets a ``baseline_counts`` dict saying what the data became.
+    ``training_args`` holds the training settings every method shares, so methods train under the same budget: a
+    ``TrainingArguments`` such as the :class:`cutalign.CUTConfig` of a CUT run (every field is copied into the TRL
+    config, see :mod:`.arguments`), or a dict of ``TrainingArguments`` keywords (``output_dir``, ``learning_rate``,
+    ``num_train_epochs``, ...; TRL's defaults for the rest). ``max_length`` bounds the tokens of a row for every
+    method. ``refine`` (ILF only) maps refinement prompts to refinements when the data has none. ``beta`` is DPO's
+    and KTO's. The trainer gets a ``baseline_counts`` dict saying what the data became.
     """
     if method not in METHODS:
         raise ValueError(f"unknown baseline {method!r}; expected one of {', '.join(METHODS)}")
     if method == "dpo":
         trainer = train_dpo(model, tokenizer, dataset, training_args=training_args, peft_config=peft_config,
-                            template=template, beta=beta)
+                            template=template, beta=beta, max_length=max_length)
         trainer.baseline_counts = trainer.pair_counts
         return trainer
     if method == "kto":
         trainer = train_kto(model, tokenizer, dataset, training_args=training_args, peft_config=peft_config,
-                            template=template, beta=beta)
+                            template=template, beta=beta, max_length=max_length)
         trainer.baseline_counts = {"rows": len(trainer.train_dataset)}
         return trainer
     counts = {}
@@ -72,4 +75,5 @@ __all__ = [
     "train_dpo",
     "train_kto",
     "train_on_rows",
+    "trl_config",
 ]

@@ -21,6 +21,7 @@ from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 
 from ..data import load_judgments
 from ..data.templates import plain_prompt
+from .arguments import trl_config
 
 
 def _key(prompt) -> str:
@@ -64,14 +65,15 @@ def _render(rows: list[dict], tokenizer, template: str) -> datasets.Dataset:
     return datasets.Dataset.from_list(rendered)
 
 
-def train_dpo(model, tokenizer, dataset, *, training_args: dict, peft_config=None, template: str = "chat",
-              beta: float = 0.1) -> DPOTrainer:
+def train_dpo(model, tokenizer, dataset, *, training_args, peft_config=None, template: str = "chat",
+              beta: float = 0.1, max_length: int | None = 1024) -> DPOTrainer:
     """DPO (sigmoid loss, ``beta``) on :func:`preference_pairs`. With LoRA the reference model is the base model
-    with the adapter disabled (TRL's behaviour), so no second copy is loaded."""
+    with the adapter disabled (TRL's behaviour), so no second copy is loaded. ``training_args`` as in
+    :func:`cutalign.baselines.arguments.trl_config`; TRL cuts prompt + response to ``max_length`` tokens."""
     pairs, counts = preference_pairs(dataset)
     if not pairs:
         raise ValueError(f"DPO needs at least one prompt with a good and a bad response (or a refinement): {counts}")
-    config = DPOConfig(**training_args, beta=beta, max_length=None)
+    config = trl_config(DPOConfig, training_args, beta=beta, max_length=max_length)
     trainer = DPOTrainer(model=model, args=config, train_dataset=_render(pairs, tokenizer, template),
                          processing_class=tokenizer, peft_config=peft_config)
     trainer.pair_counts = counts
@@ -79,17 +81,21 @@ def train_dpo(model, tokenizer, dataset, *, training_args: dict, peft_config=Non
     return trainer
 
 
-def train_kto(model, tokenizer, dataset, *, training_args: dict, peft_config=None, template: str = "chat",
-              beta: float = 0.1) -> KTOTrainer:
+def train_kto(model, tokenizer, dataset, *, training_args, peft_config=None, template: str = "chat",
+              beta: float = 0.1, max_length: int | None = 1024) -> KTOTrainer:
     """KTO on :func:`kto_rows`. The desirable weight is set so that desirable x positives and undesirable x
-    negatives balance (the KTO paper's recommendation, within TRL's suggested range)."""
+    negatives balance (the KTO paper's recommendation, within TRL's suggested range). ``training_args`` and
+    ``max_length`` as in :func:`train_dpo`."""
     rows = kto_rows(dataset)
     good = sum(row["label"] for row in rows)
     bad = len(rows) - good
     if not good or not bad:
         raise ValueError(f"KTO needs both desirable and undesirable responses; got {good} and {bad}")
-    config = KTOConfig(**training_args, beta=beta, max_length=None, desirable_weight=max(1.0, bad / good),
-                       undesirable_weight=max(1.0, good / bad))
+    # KTO's loss pairs each example with its neighbour in a fixed-order batch for its KL estimate: TRL requires the
+    # sequential sampler (KTOConfig's default, which the copied TrainingArguments value would replace).
+    config = trl_config(KTOConfig, training_args, beta=beta, max_length=max_length,
+                        desirable_weight=max(1.0, bad / good), undesirable_weight=max(1.0, good / bad),
+                        train_sampling_strategy="sequential")
     trainer = KTOTrainer(model=model, args=config, train_dataset=_render(rows, tokenizer, template),
                          processing_class=tokenizer, peft_config=peft_config)
     trainer.train()

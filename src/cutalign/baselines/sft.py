@@ -18,6 +18,7 @@ from trl import SFTConfig, SFTTrainer
 
 from ..data import load_judgments
 from ..data.tokenize import tokenize_example
+from .arguments import trl_config
 
 
 def sft_rows(dataset, positives_only: bool) -> list[dict]:
@@ -50,11 +51,17 @@ def tokenize_rows(rows: list[dict], tokenizer, *, template: str, max_length: int
     return datasets.Dataset.from_dict({"input_ids": input_ids, "labels": labels})
 
 
-def train_on_rows(model, tokenizer, rows: list[dict], *, training_args: dict, peft_config=None,
+def train_on_rows(model, tokenizer, rows: list[dict], *, training_args, peft_config=None,
                   template: str = "chat", max_length: int = 1024) -> SFTTrainer:
-    """Train with completion-only MLE on ``rows`` and return the trainer (its ``model`` is the trained model)."""
+    """Train with completion-only MLE on ``rows`` and return the trainer (its ``model`` is the trained model).
+
+    ``training_args``: a ``TrainingArguments`` (a ``CUTConfig``) or a dict of its keywords (see
+    :func:`cutalign.baselines.arguments.trl_config`). Rows are tokenized here, each cut to ``max_length`` tokens as
+    CUT cuts them; ``SFTConfig.max_length`` gets the same value.
+    """
     train_dataset = tokenize_rows(rows, tokenizer, template=template, max_length=max_length)
-    config = SFTConfig(**training_args, max_length=None, packing=False, dataset_kwargs={"skip_prepare_dataset": True})
+    config = trl_config(SFTConfig, training_args, max_length=max_length, packing=False,
+                        dataset_kwargs={"skip_prepare_dataset": True})
     trainer = SFTTrainer(model=model, args=config, train_dataset=train_dataset, processing_class=tokenizer,
                          peft_config=peft_config)
     trainer.train()

@@ -18,17 +18,19 @@ import sys
 
 from .. import __version__
 from ..errors import UsageError
-from . import annotate, baseline, demo, online, train, train_judge
+from . import annotate, baseline, demo, export, inspect, online, train, train_judge
 from . import eval as eval_command
 
 COMMANDS = {
     "train": train,
+    "inspect": inspect,
     "online": online,
     "demo": demo,
     "annotate": annotate,
     "train-judge": train_judge,
     "baseline": baseline,
     "eval": eval_command,
+    "export": export,
 }
 """Command name -> its module."""
 

@@ -8,20 +8,22 @@ from ..errors import UsageError
 
 
 def require_model(name: str, option: str = "--model") -> None:
-    """Fail unless model ``name`` can load without the network: ``default`` (the embedded model, installed), an
-    existing directory (a saved adapter's base model too), or a hub name whose files are in the local Hugging Face
+    """Fail unless model ``name`` can load without the network: ``default`` (the embedded model, installed; also
+    named by its upstream hub id), an existing directory (a saved adapter's base model too), or a hub name whose files are in the local Hugging Face
     cache.
 
     Without this check a missing directory fails deep inside transformers with a long traceback, and a misspelt hub
     name retries the hub for about a minute first.
     """
-    from ..models import DEFAULT_MODEL, ModelNotFoundError, adapter_base, embedded_model_dir
+    from ..models import ModelNotFoundError, adapter_base, embedded_model_dir, is_default
 
-    if name == DEFAULT_MODEL:
+    # is_default: also the embedded model's upstream hub id when the hub copy is not here, which is what an adapter
+    # trained on the embedded model records as its base.
+    if is_default(name):
         try:
             embedded_model_dir()
         except ModelNotFoundError as error:
-            raise UsageError(f"{option} default: {error}") from None
+            raise UsageError(f"{option} {name}: {error}") from None
     elif Path(name).is_dir():
         base = adapter_base(name)
         if base is not None:
@@ -51,3 +53,58 @@ def in_hub_cache(name: str) -> bool:
         if isinstance(found, str):
             return True
     return False
+
+
+REPORTING_PACKAGES = {
+    "tensorboard": "'cutalign[tensorboard]'",
+    "trackio": "'cutalign[trackio]'",
+    "wandb": "wandb",
+    "mlflow": "mlflow",
+    "comet_ml": "comet_ml",
+    "clearml": "clearml",
+    "neptune": "neptune",
+    "dvclive": "dvclive",
+    "swanlab": "swanlab",
+    "codecarbon": "codecarbon",
+    "dagshub": "dagshub mlflow",
+    "azure_ml": "azureml-core",
+    "flyte": "flytekitplugins-deck-standard",
+}
+"""What to ``pip install`` for each integration ``report_to`` can name (cutalign's extras where it has one)."""
+
+
+def require_reporting(report_to: list[str]) -> None:
+    """Fail unless every integration in ``report_to`` (``TrainingArguments.report_to``, a list once parsed) can be
+    used: its package is installed, as transformers' own availability check says.
+
+    Without this check a missing package (``report_to: tensorboard`` without tensorboard) fails only when the
+    Trainer is built, after the data is tokenized and the model loaded.
+    """
+    from transformers import integrations
+
+    available = {
+        "tensorboard": integrations.is_tensorboard_available,
+        "trackio": integrations.is_trackio_available,
+        "wandb": integrations.is_wandb_available,
+        "mlflow": integrations.is_mlflow_available,
+        "comet_ml": integrations.is_comet_available,
+        "clearml": integrations.is_clearml_available,
+        "neptune": integrations.is_neptune_available,
+        "dvclive": integrations.is_dvclive_available,
+        "swanlab": integrations.is_swanlab_available,
+        "codecarbon": integrations.is_codecarbon_available,
+        "dagshub": integrations.is_dagshub_available,
+        "azure_ml": integrations.is_azureml_available,
+        "flyte": integrations.is_flyte_deck_standard_available,
+        "kubeflow": integrations.is_kubeflow_available,
+    }
+    for name in report_to or []:
+        if name not in available:
+            raise UsageError(f"--report_to {name}: not an integration transformers knows; use none or one of "
+                             f"{', '.join(sorted(available))}")
+        if not available[name]():
+            if name == "kubeflow":
+                raise UsageError("--report_to kubeflow: runs only inside a Kubeflow trainer job "
+                                 "(KUBEFLOW_TRAINER_SERVER_URL is not set)")
+            raise UsageError(f"--report_to {name}: {name} is not installed; pip install {REPORTING_PACKAGES[name]} "
+                             "(or --report_to none)")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..tasks import KINDS
+from .data_options import DATA_FORMATS, FORMAT_HELP, SPLIT_HELP
 
 SUMMARY = "evaluate a model (pass rate, guard metrics) or compare two output files (win rate)"
 
@@ -45,8 +46,10 @@ class EvalArguments:
     generator: str | None = field(default=None, metadata={
         "help": "name recorded in outputs.json (default: the model name)"})
     references: str | None = field(default=None, metadata={
-        "help": "JSON/JSONL rows with prompt and completion: reference answers for the held-out log-likelihood "
-        "guard metric"})
+        "help": "reference answers (rows with prompt and completion) for the held-out log-likelihood guard metric: "
+        "a data file, a save_to_disk directory or a hub dataset name, read as judgment data"})
+    format: str = field(default="auto", metadata={"help": f"--references: {FORMAT_HELP}", "choices": DATA_FORMATS})
+    split: str | None = field(default=None, metadata={"help": f"--references: {SPLIT_HELP}"})
     compare: list[str] | None = field(default=None, metadata={
         "help": "two outputs.json files A B to compare instead of generating", "metavar": ("A", "B")})
     judge_model: str | None = field(default=None, metadata={
@@ -123,7 +126,7 @@ def _evaluate(args: EvalArguments) -> dict:
     else:
         kinds = KINDS if args.kinds == ["all"] else tuple(args.kinds)
         prompts = task_prompts("heldout", n=args.n, kinds=kinds, seed=0)
-    references = load_judgments(args.references) if args.references else None
+    references = load_judgments(args.references, format=args.format, split=args.split) if args.references else None
     require_model(args.model)  # after the files are read, before the model loads
 
     from ..eval import generate_records, guard_metrics, task_accuracy

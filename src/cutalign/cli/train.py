@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .data_options import DATA_FORMATS, FORMAT_HELP, SOURCE_HELP, SPLIT_HELP
+
 SUMMARY = "train a model with CUT on judgment data"
 
 
@@ -21,9 +23,18 @@ SUMMARY = "train a model with CUT on judgment data"
 class TrainDataArguments:
     """The judgment data to train on and, optionally, to evaluate on."""
 
-    train_data: str = field(metadata={
-        "help": "judgment data: reference JSON/JSONL or canonical JSONL/CSV/Parquet (prompt, completion, judgment)"})
-    eval_data: str | None = field(default=None, metadata={"help": "evaluation data, same formats"})
+    train_data: str = field(metadata={"help": f"judgment data to train on: {SOURCE_HELP}"})
+    eval_data: str | None = field(default=None, metadata={
+        "help": "judgment data to evaluate on (the CUT loss and its metrics): the same kinds of source"})
+    format: str = field(default="auto", metadata={
+        "help": f"{FORMAT_HELP} (both data sources)", "choices": DATA_FORMATS})
+    split: str | None = field(default=None, metadata={"help": f"--train_data: {SPLIT_HELP}"})
+    eval_split: str | None = field(default=None, metadata={
+        "help": "--eval_data: the same, e.g. test when both name one hub dataset"})
+
+    def __post_init__(self):
+        if self.eval_split is not None and self.eval_data is None:
+            raise ValueError("--eval_split picks a split of --eval_data, which is not given")
 
 
 def arguments() -> tuple:
@@ -49,10 +60,14 @@ def train(model, data: TrainDataArguments, config) -> int:
     """Check the data and the model, train, save the adapter (or model) and ``cutalign_metrics.json``."""
     from ..data import load_judgments
     from ..io import write_json
-    from .checks import require_model
+    from .checks import require_model, require_reporting
 
-    train_data = load_judgments(data.train_data)  # read and checked before the model loads
-    eval_data = load_judgments(data.eval_data) if data.eval_data else None
+    require_reporting(config.report_to)
+    # The data is read and checked before the model loads.
+    train_data = load_judgments(data.train_data, format=data.format, split=data.split,
+                                positive_score=config.positive_score)
+    eval_data = load_judgments(data.eval_data, format=data.format, split=data.eval_split,
+                               positive_score=config.positive_score) if data.eval_data else None
     require_model(model.model)
     if model.load_in_4bit:
         config.model_init_kwargs = {**(config.model_init_kwargs or {}), **model.model_init_kwargs()}
