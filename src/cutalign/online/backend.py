@@ -24,52 +24,8 @@ import httpx
 from tqdm.auto import tqdm
 
 from ..data.templates import plain_prompt
-from ..generation import SamplingConfig
-from ..judges.http import DEFAULT_MAX_RESPONSE_BYTES, ChatClient, EndpointError, _Deadline, _Retryable
-
-
-GENERATION_APIS = ("completions", "chat")
-
-
-@dataclass
-class ServerConfig:
-    """The OpenAI-compatible server of ``generation.backend: openai`` and how to talk to it.
-
-    ``model`` is the name the server gives the base model (round 0 is answered by it; later rounds by the adapter the
-    loop loads after each round). The request limits are the judges' (:mod:`cutalign.judges.http`): a total
-    deadline of ``timeout_s`` per request, ``max_retries`` further attempts with exponential ``backoff_s`` after a
-    timeout, transport error, 429, 5xx or malformed reply, at most ``max_response_bytes`` read, no redirect.
-    """
-
-    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1
-    model: str | None = None
-    api: str = "completions"  # or "chat" (see the module docstring)
-    api_key_env: str | None = None  # the environment variable holding the API key (never logged)
-    concurrency: int = 8  # requests in flight
-    timeout_s: float = 300.0
-    max_retries: int = 3
-    backoff_s: float = 1.0
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-
-    def problems(self) -> list[str]:
-        """What is wrong with these settings, as ``"key: message"`` lines (empty when nothing is)."""
-        out = []
-        for name in ("base_url", "model"):
-            if not getattr(self, name):
-                out.append(f"{name}: required with backend openai")
-        if self.base_url and not self.base_url.startswith(("http://", "https://")):
-            out.append(f"base_url: must start with http:// or https://, got {self.base_url!r}")
-        if self.api not in GENERATION_APIS:
-            out.append(f"api: must be one of {', '.join(GENERATION_APIS)}, got {self.api!r}")
-        if self.api_key_env is not None and not os.environ.get(self.api_key_env):
-            out.append(f"api_key_env: the environment variable {self.api_key_env} is not set")
-        for name in ("concurrency", "max_response_bytes"):
-            if getattr(self, name) < 1:
-                out.append(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.max_retries < 0 or self.backoff_s < 0 or not self.timeout_s > 0:
-            out.append("max_retries and backoff_s must be >= 0 and timeout_s > 0, got "
-                       f"{self.max_retries}, {self.backoff_s}, {self.timeout_s}")
-        return out
+from ..generation import SamplingConfig, ServerConfig
+from ..judges.http import ChatClient, EndpointError, _Deadline, _Retryable
 
 
 @dataclass(frozen=True)

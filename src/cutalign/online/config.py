@@ -15,7 +15,8 @@ Every section is optional except ``judge``; the shipped configs (``cutalign/conf
 set of keys and docs/online.md describes each. ``model:`` is a :class:`cutalign.ModelConfig` and ``training:`` is a
 map of :class:`cutalign.CUTConfig` fields (any CUT setting or ``TrainingArguments`` field): the loop declares no
 training setting of its own. ``prompts:`` is :class:`cutalign.online.prompts.PromptsConfig`, ``eval:``
-a list of :class:`cutalign.online.evals.EvalConfig`, ``generation:`` a :class:`GenerationConfig`.
+a list of :class:`cutalign.online.evals.EvalConfig`, ``generation:`` a :class:`cutalign.generation.SamplingConfig`
+(with ``backend`` and ``server``).
 
 Relative paths of input files (``prompts.file``, ``prompts.heldout_file``, ``judge.prompt``, ``eval[].reference``,
 ``eval[].judge.prompt``, ``launcher.accelerate_config``) are read relative to the directory of the config file, so a
@@ -43,12 +44,15 @@ from ..config import CUTConfig, ModelConfig, config_file
 from ..errors import UsageError
 from ..generation import SamplingConfig
 from ..judges.config import JudgeConfig, check_model, validate_judge
-from .backend import ServerConfig
 from .evals import ROUND_ZERO, EvalConfig, complete, eval_entries, needs_heldout, validate_evals
 from .prompts import PromptsConfig, check_section
 
 NOT_SETTINGS = {"generation.seed": "each generation batch's seed is derived from the top-level seed"}
 """Fields of a section's dataclass that the loop sets itself: giving one in the config is an error."""
+
+RECORDED_WHEN_SET = {"generation.backend": "hf", "generation.server": None}
+"""Keys left out of :meth:`OnlineConfig.to_dict` at these defaults, so a run that does not use them records the
+config as earlier versions did."""
 
 
 @dataclass
@@ -57,20 +61,6 @@ class TaskConfig:
 
     kinds: list[str] | None = None  # constraint kinds (default: all)
     constraints_per_prompt: int = 1
-
-
-GENERATION_BACKENDS = ("hf", "openai")
-
-
-@dataclass
-class GenerationConfig(SamplingConfig):
-    """How the responses that get judged are sampled, and by what: ``backend: hf`` (``model.generate`` in this
-    process, the default) or ``openai`` (an OpenAI-compatible server, ``server:``, that loads each round's adapter;
-    see :mod:`cutalign.online.backend`). ``batch_size`` is the number of prompts per saved batch (with ``openai``,
-    ``server.concurrency`` requests are in flight). Evaluations answer through the same backend."""
-
-    backend: str = "hf"
-    server: ServerConfig = field(default_factory=ServerConfig)
 
 
 @dataclass
@@ -106,7 +96,7 @@ class OnlineConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
     # The responses that get judged are sampled (temperature 0 = greedy); each batch's seed comes from `seed`.
-    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(temperature=0.8))
+    generation: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.8))
     eval: list[EvalConfig] = field(default_factory=lambda: [complete(EvalConfig())])
     training: dict[str, Any] = field(default_factory=dict)  # CUTConfig fields; see cut_config()
     launcher: LauncherConfig | None = None  # None: each round trains in this process
@@ -117,6 +107,10 @@ class OnlineConfig:
         for key in NOT_SETTINGS:
             section, name = key.split(".")
             del raw[section][name]
+        for key, default in RECORDED_WHEN_SET.items():
+            section, name = key.split(".")
+            if raw[section][name] == default:
+                del raw[section][name]
         return raw
 
     def cut_config(self, output_dir: str, seed: int, **loop_values) -> CUTConfig:
@@ -364,12 +358,8 @@ def validate(config: OnlineConfig, source: str = "config") -> None:
 
 
 def validate_generation(config: OnlineConfig, fail) -> None:
-    """The backend and its server settings (the sampling values are checked by SamplingConfig itself)."""
+    """The server's settings (the sampling values and the backend are checked by SamplingConfig itself)."""
     g = config.generation
-    if g.backend not in GENERATION_BACKENDS:
-        fail(f"generation.backend must be one of {', '.join(GENERATION_BACKENDS)}, got {g.backend!r}")
-    if g.backend == "hf" and g.server != ServerConfig():
-        fail("generation.server applies to backend openai only (backend hf generates in this process)")
     if g.backend == "openai":
         for problem in g.server.problems():
             fail(f"generation.server.{problem}")

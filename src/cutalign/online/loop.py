@@ -37,7 +37,6 @@ only when something needs it: training in process, generation with ``hf``, or th
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import shutil
@@ -52,70 +51,24 @@ from ..data.templates import resolve_template
 from ..errors import UsageError
 from ..generation import SamplingConfig, generate, instruction_text
 from ..io import read_json, read_jsonl, write_json, write_jsonl, write_text
-from ..judges import HumanJudge, JudgeConfig, JudgeFailure, build_judge
+from ..judges import HumanJudge, JudgeFailure, build_judge
 from .backend import GenerationFailure, ServerGenerator
-from .config import OnlineConfig, eval_section
+from .config import OnlineConfig
 from .evals import ROUND_ZERO, Evaluator, eval_file, headline, read_reference
 from .prompts import PromptPool, TaskPrompts, prepare_prompts, task_heldout_prompts, task_round_prompts
 from .report import chart_name, round_markdown, summary_table, write_chart
+from .resume import check_run_config
 
 logger = logging.getLogger("cutalign.online")
 
 JUDGE_BATCH = 16
 """Rows sent to a machine judge at once; judgments are saved after each batch (a human judge gets the round)."""
 
-RESUMABLE_KEYS = ("rounds", "output_dir", "launcher")
-"""Config keys that may change between a run and its resumption (how training is launched changes no result)."""
-RESUMABLE_SERVER_KEYS = ("base_url", "api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s",
-                         "max_response_bytes")
-"""``generation.server`` keys that may change too: where the server is and how it is asked, not what it answers."""
-
 round_prompts = task_round_prompts  # the built-in task's prompts of a round
 
 
 def round_dir(run_dir, index: int) -> Path:
     return Path(run_dir) / f"round-{index:02d}"
-
-
-def _fill(saved: dict, default: dict) -> dict:
-    """``saved`` with the keys it lacks taken from ``default``, in nested mappings too."""
-    out = dict(saved)
-    for key, value in default.items():
-        if key not in out:
-            out[key] = value
-        elif isinstance(value, dict) and isinstance(out[key], dict):
-            out[key] = _fill(out[key], value)
-    return out
-
-
-def _comparable(raw: dict) -> dict:
-    out = {k: v for k, v in raw.items() if k not in RESUMABLE_KEYS}
-    generation = dict(out.get("generation", {}))
-    generation["server"] = {k: v for k, v in generation.get("server", {}).items() if k not in RESUMABLE_SERVER_KEYS}
-    out["generation"] = generation
-    return out
-
-
-def _check_run_config(config: OnlineConfig, run_dir: Path) -> None:
-    """Record the config in a new run directory; refuse to resume a run that was started with another one.
-
-    A ``config.json`` of an earlier version is read in today's shape first: sections and keys added since take their
-    defaults (which behave as that version did), and its ``eval`` mapping is the one rule evaluation it meant.
-    """
-    current = config.to_dict()
-    path = run_dir / "config.json"
-    if not path.exists():
-        write_json(path, current)
-        return
-    saved = read_json(path)
-    saved["eval"] = [dataclasses.asdict(e) for e in eval_section(saved.get("eval"), str(path))]
-    judge_kind = (saved.get("judge") or {}).get("kind", "rule")
-    saved = _fill(saved, OnlineConfig(judge=JudgeConfig(kind=judge_kind)).to_dict())
-    current, saved = _comparable(current), _comparable(saved)
-    changed = sorted(k for k in current.keys() | saved.keys() if current.get(k) != saved.get(k))
-    if changed:
-        raise UsageError(f"{run_dir} holds a run started with a different config (changed: {', '.join(changed)}); "
-                         "use another output_dir or restore those settings")
 
 
 class OnlineRun:
@@ -414,7 +367,7 @@ def run_online(config: OnlineConfig, *, model=None, tokenizer=None, judge=None, 
 
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _check_run_config(config, run_dir)
+    check_run_config(config, run_dir)
     if tokenizer is None:
         tokenizer = load_tokenizer(config.model.model)
     template = resolve_template(config.cut_config(output_dir=str(run_dir), seed=config.seed).template, tokenizer)
