@@ -204,5 +204,8 @@ def build_pairwise_judge(judge: PairwiseJudgeConfig):
     from ..models import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(judge.model)
-    return ModelJudge(load_model(judge.model), tokenizer, template="chat" if tokenizer.chat_template else "alpaca",
+    model = load_model(judge.model)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    return ModelJudge(model, tokenizer, template="chat" if tokenizer.chat_template else "alpaca",
                       batch_size=judge.batch_size, tie_margin=judge.tie_margin, prompt=prompt)

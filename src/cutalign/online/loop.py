@@ -108,6 +108,8 @@ class OnlineRun:
             add_token_logprobs_forward(base)  # before PEFT wraps it, as CUTTrainer expects
             torch.manual_seed(self.config.seed)  # the fresh LoRA weights of round 0
             self._model = get_peft_model(base, self.config.model.peft_config())
+            # Where the Trainer would put it (the GPU if there is one): round 0's answers are generated there too.
+            self._model.to(self.training.device)
             self.model_round = 0
         return self._model
 
