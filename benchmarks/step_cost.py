@@ -17,11 +17,18 @@ Every method trains the embedded SmolLM2-135M with LoRA (r=16 on gate/up/down pr
   fp32 log-softmax over the vocabulary on both halves, reference reduction.
 
 Step time is the minimum over the timed optimizer steps; memory is the peak RSS above the start of training (see
-``common.py``), each method in a fresh process.
+``common.py``), each method in a fresh process. On a GPU (``--device cuda``) memory is the peak of
+``torch.cuda.max_memory_allocated`` above the start of training, and steps are timed after a
+``torch.cuda.synchronize``. ``--dtype bf16`` trains with bf16 autocast (the Trainer's ``bf16=True``; fp32 master
+weights). ``--model-config llama-0.5b`` replaces the embedded model by a 0.5B-parameter Llama-style model built from
+a config with random weights (the embedded tokenizer's vocabulary): a size the embedded model cannot show, with
+nothing to download. Every result also reports tokens per second (the tokens of the rows a step trains on).
 
     python benchmarks/step_cost.py                       # the grid in the README (slow: ~40 min on 2 cores)
     python benchmarks/step_cost.py --lengths 512 --checkpointing on --steps 2
     python benchmarks/step_cost.py --layers 2 --lengths 2048 --checkpointing on
+    python benchmarks/step_cost.py --device cuda --dtype bf16 --methods cut sft trl_sft --model-config llama-0.5b
+    python benchmarks/step_cost.py ... --dry-run         # print the cells and exit (no torch import)
 """
 
 from __future__ import annotations
@@ -36,6 +43,12 @@ import common
 METHODS = ("cut", "sft", "trl_sft", "trl_dpo", "reference")
 LORA = dict(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=["gate_proj", "up_proj", "down_proj"],
             task_type="CAUSAL_LM")
+MODEL_CONFIGS = {
+    # 26 layers x (attention 4.1M + MLP 13.3M) + tied embeddings 49,152 x 1,280: about 515M parameters.
+    "llama-0.5b": dict(hidden_size=1280, intermediate_size=3456, num_hidden_layers=26, num_attention_heads=20,
+                       num_key_value_heads=5, max_position_embeddings=4096, tie_word_embeddings=True),
+}
+"""Models built from a config with random weights (``--model-config``): Llama architecture, embedded vocabulary."""
 
 
 def synthetic_examples(length: int, tokenizer, seed: int = 0, pairs: int = 1) -> list[dict]:
@@ -63,8 +76,10 @@ def synthetic_examples(length: int, tokenizer, seed: int = 0, pairs: int = 1) ->
 def training_args(cls, spec: dict, output_dir: str, **overrides):
     values = dict(
         output_dir=output_dir, max_steps=spec["steps"], learning_rate=1e-5, report_to=[], save_strategy="no",
-        use_cpu=True, logging_steps=10_000, disable_tqdm=True, train_sampling_strategy="sequential", seed=0,
-        bf16=False,  # every method in fp32: TRL's configs default to bf16 autocast, even on a CPU
+        use_cpu=spec.get("device", "cpu") == "cpu", logging_steps=10_000, disable_tqdm=True,
+        train_sampling_strategy="sequential", seed=0,
+        # Every method in the same precision: TRL's configs default to bf16 autocast, even on a CPU.
+        bf16=spec.get("dtype", "fp32") == "bf16",
         gradient_checkpointing=spec["checkpointing"], gradient_checkpointing_kwargs={"use_reentrant": False},
         dataloader_num_workers=0,
     )
@@ -138,7 +153,14 @@ def build_trainer(spec: dict, output_dir: str, callback):
     torch.manual_seed(0)
     directory = common.model_dir(spec["layers"])
     tokenizer = AutoTokenizer.from_pretrained(directory)
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    if spec.get("model_config"):
+        from transformers import LlamaConfig
+
+        config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                             eos_token_id=tokenizer.eos_token_id, **MODEL_CONFIGS[spec["model_config"]])
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
     pairs = spec.get("pairs", 1)  # (negative, positive) pairs per optimizer step
     examples = synthetic_examples(spec["length"], tokenizer, pairs=pairs)
     repeat = spec["steps"]
@@ -192,15 +214,58 @@ def build_trainer(spec: dict, output_dir: str, callback):
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
 
 
+def gpu_step_timer_callback():
+    """A TrainerCallback that times each optimizer step (synchronizing the GPU at both ends) and records the peak GPU
+    memory allocated above the start of training."""
+    import time
+
+    import torch
+    from transformers import TrainerCallback
+
+    class GpuStepTimer(TrainerCallback):
+        def __init__(self):
+            self.step_seconds: list[float] = []
+            self.baseline = 0
+            self._start = 0.0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.baseline = torch.cuda.memory_allocated()
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            torch.cuda.synchronize()
+            self._start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            torch.cuda.synchronize()
+            self.step_seconds.append(time.perf_counter() - self._start)
+
+        def peak_gib(self) -> float:
+            return (torch.cuda.max_memory_allocated() - self.baseline) / 2**30
+
+    return GpuStepTimer()
+
+
+def step_tokens(spec: dict, tokenizer) -> int:
+    """Tokens of the rows one step trains on (the same rows for CUT, plain SFT and TRL SFT)."""
+    examples = synthetic_examples(spec["length"], tokenizer, pairs=spec.get("pairs", 1))
+    return sum(len(row["input_ids"]) for row in sft_rows(examples))
+
+
 def worker(spec: dict) -> dict:
     import torch
+    from transformers import AutoTokenizer
 
     torch.set_num_threads(spec.get("threads", torch.get_num_threads()))
-    callback = common.step_timer_callback()
+    callback = gpu_step_timer_callback() if spec.get("device") == "cuda" else common.step_timer_callback()
     with tempfile.TemporaryDirectory() as output_dir:
         trainer, rows = build_trainer(spec, output_dir, callback)
         trainer.train()
-    return {"seconds": callback.step_seconds, "peak_gib": callback.peak_gib(), "rows": rows}
+    tokens = None  # DPO and the reference computation train on other rows
+    if spec["method"] in ("cut", "sft", "trl_sft"):
+        tokens = step_tokens(spec, AutoTokenizer.from_pretrained(common.model_dir(spec["layers"])))
+    return {"seconds": callback.step_seconds, "peak_gib": callback.peak_gib(), "rows": rows, "tokens": tokens}
 
 
 def main(argv: list[str]) -> int:
@@ -212,7 +277,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--layers", type=int, default=None, help="cut the model to this many decoder layers")
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per method (time = the minimum)")
     parser.add_argument("--name", default=None, help="results file name (default: step_cost[-Nlayers])")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train (default cpu)")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                        help="fp32, or bf16 autocast (the Trainer's bf16=True); default fp32")
+    parser.add_argument("--model-config", choices=sorted(MODEL_CONFIGS), default=None,
+                        help="train a model built from this config with random weights instead of the embedded one")
+    parser.add_argument("--dry-run", action="store_true", help="print the cells that would run, and exit")
     options = parser.parse_args(argv)
+    if options.model_config and options.layers:
+        parser.error("--model-config and --layers exclude each other")
 
     configs = []
     for checkpointing in ([True, False] if options.checkpointing == "both" else [options.checkpointing == "on"]):
@@ -220,9 +293,16 @@ def main(argv: list[str]) -> int:
             if options.checkpointing == "both" and not checkpointing and length > 1024:
                 continue
             configs.append((length, checkpointing))
+    if options.dry_run:
+        for length, checkpointing in configs:
+            print(f"L={length} ckpt={checkpointing} methods={' '.join(options.methods)} device={options.device} "
+                  f"dtype={options.dtype} model={options.model_config or common.model_label(options.layers)} "
+                  f"steps={options.steps}")
+        return 0
     common.model_dir(options.layers)  # build the fast-loading copy once, outside the timed runs
 
-    header = ["L", "ckpt", *[f"{m} s" for m in options.methods], *[f"{m} GiB" for m in options.methods]]
+    header = ["L", "ckpt", *[f"{m} s" for m in options.methods], *[f"{m} GiB" for m in options.methods],
+              *[f"{m} tokens/s" for m in options.methods]]
     ratio_header = ["L", "ckpt"] + [f"cut/{m} time" for m in options.methods if m != "cut"] + \
         [f"cut/{m} mem" for m in options.methods if m != "cut"]
     rows, ratio_rows, loads = [], [], []
@@ -231,24 +311,30 @@ def main(argv: list[str]) -> int:
         for method in options.methods:
             loads.append(os.getloadavg()[0])
             spec = {"method": method, "length": length, "checkpointing": checkpointing, "layers": options.layers,
-                    "steps": options.steps}
+                    "steps": options.steps, "device": options.device, "dtype": options.dtype,
+                    "model_config": options.model_config}
             results[method] = common.run_isolated(__file__, spec)
             print(f"L={length} ckpt={checkpointing} {method}: {results[method]}", file=sys.stderr, flush=True)
         time = {m: min(r["seconds"][1:] or r["seconds"]) for m, r in results.items()}  # first step = warm-up
         memory = {m: r["peak_gib"] for m, r in results.items()}
+        throughput = {m: f"{r['tokens'] / time[m]:,.0f}" if r["tokens"] else "-" for m, r in results.items()}
         ckpt = "yes" if checkpointing else "no"
-        rows.append([length, ckpt, *[f"{time[m]:.2f}" for m in options.methods],
-                     *[f"{memory[m]:.2f}" for m in options.methods]])
+        rows.append([length, ckpt, *[f"{time[m]:.3f}" for m in options.methods],
+                     *[f"{memory[m]:.2f}" for m in options.methods], *[throughput[m] for m in options.methods]])
         if "cut" in results:
             ratio_rows.append([length, ckpt] + [f"{time['cut'] / time[m]:.2f}" for m in options.methods if m != "cut"]
                               + [f"{memory['cut'] / memory[m]:.2f}" for m in options.methods if m != "cut"])
 
-    model = common.model_label(options.layers)
-    body = (f"{model}, LoRA r=16 on gate/up/down, fp32, one negative + one positive example per step (rows: CUT/SFT "
-            f"3, DPO 2 + reference forward, reference 2 x 2). Time: min over the optimizer steps after one warm-up "
-            f"step ({options.steps - 1} timed). Memory: peak RSS above the start of training, fresh "
-            f"process per cell. 1-minute load average when the cells started: {min(loads):.1f} to {max(loads):.1f} "
-            "(2 cores shared with other jobs: read the ratios, not the absolute figures)."
+    model = (f"{options.model_config} (built from a config, random weights)" if options.model_config
+             else common.model_label(options.layers))
+    memory_kind = "peak GPU memory allocated" if options.device == "cuda" else "peak RSS"
+    precision = "bf16 autocast" if options.dtype == "bf16" else "fp32"
+    body = (f"{model}, LoRA r=16 on gate/up/down, {precision} on {options.device}, one negative + one positive "
+            f"example per step (rows: CUT/SFT 3, DPO 2 + reference forward, reference 2 x 2). Time: min over the "
+            f"optimizer steps after one warm-up step ({options.steps - 1} timed). Memory: {memory_kind} above the "
+            f"start of training, fresh process per cell. Tokens/s: the tokens of the rows a step trains on over its "
+            f"time (CUT, plain SFT and TRL SFT train on the same rows; '-' for the others). 1-minute load average when the cells started: {min(loads):.1f} to {max(loads):.1f}"
+            f"{' (2 cores shared with other jobs: read the ratios, not the absolute figures)' if options.device == 'cpu' else ''}."
             "\n\n" + common.markdown_table(header, rows) + "\n\nRatios (CUT / other; < 1 means CUT is cheaper):\n\n"
             + common.markdown_table(ratio_header, ratio_rows))
     name = options.name or ("step_cost" + (f"-{options.layers}layers" if options.layers else ""))

@@ -322,3 +322,51 @@ def test_model_section_is_a_model_config(tmp_path):
     path.write_text("judge: {kind: rule}\nmodel: {lora_r: 0}\n")
     with pytest.raises(UsageError, match="lora_r and lora_alpha must be >= 1"):
         load_config(path)
+
+
+def test_a_run_directory_of_the_previous_version_resumes(tmp_path):
+    """config.json, report.json and summary of runs written before several evaluations existed: the `eval` mapping,
+    no prompts/launcher/backend keys, reports with `heldout` only. Such a run continues to more rounds."""
+    config = make_config(tmp_path, rounds=1)
+    run(config)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    old = {k: v for k, v in saved.items() if k not in ("prompts", "launcher")}
+    old["eval"] = {"size": 3, "max_new_tokens": 4, "batch_size": 4}
+    old["judge"] = {k: v for k, v in old["judge"].items() if k != "prompt"}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    report_path = tmp_path / "round-01" / "report.json"
+    report = json.loads(report_path.read_text())
+    old_report = {k: v for k, v in report.items() if k not in ("evals", "generation_failed")}
+    report_path.write_text(json.dumps(old_report))
+    (tmp_path / "heldout.json").unlink()  # rebuilt the same from the seed
+
+    summary = run(make_config(tmp_path, rounds=2))
+    assert [r["round"] for r in summary["rounds"]] == [0, 1, 2]
+    assert summary["rounds"][1]["heldout"] == report["heldout"] and "evals" not in summary["rounds"][1]
+    assert summary["rounds"][2]["evals"]["heldout"]["n"] == 3
+    assert (tmp_path / "pass_rate.png").is_file()
+    assert json.loads((tmp_path / "config.json").read_text()) == old  # the record is not rewritten
+    # A changed setting is still refused, in the old record's shape too.
+    with pytest.raises(UsageError, match=r"changed: eval"):
+        run(make_config(tmp_path, rounds=2, eval={"size": 4, "max_new_tokens": 4, "batch_size": 4}))
+
+
+def test_config_json_of_an_hf_run_keeps_the_earlier_shape(tmp_path):
+    """Keys added since are left out of config.json at their defaults (generation.backend, generation.server)."""
+    raw = make_config(tmp_path).to_dict()
+    assert set(raw["generation"]) == {"max_new_tokens", "temperature", "top_p", "batch_size"}
+    assert raw["eval"] == [{"kind": "rule", "name": "heldout", "size": 3, "max_new_tokens": 4, "batch_size": 4,
+                            "reference": None, "judge": None, "function": None}]
+    assert raw["launcher"] is None and raw["prompts"]["file"] is None
+
+
+def test_the_demo_config_is_the_shipped_rule_config_with_its_eval_mapping():
+    """`cutalign demo` edits the shipped online-rule config's `eval` and `task` mappings: they stay mappings."""
+    from cutalign.cli.demo import DemoArguments, demo_config
+
+    args = DemoArguments(output_dir="demo-output", seed=1, rounds=2, prompts_per_round=8, model="default",
+                         kinds=["no_commas"], max_new_tokens=16, heldout_prompts=5, learning_rate=1e-3,
+                         num_train_epochs=1)
+    config = demo_config(args)
+    assert [(e.kind, e.name, e.size, e.max_new_tokens) for e in config.eval] == [("rule", "heldout", 5, 16)]
+    assert config.generation.backend == "hf" and config.launcher is None and config.prompts.file is None

@@ -60,7 +60,7 @@ def demo_config(args: DemoArguments):
     """The shipped ``online-rule`` config with the demo's flags applied (checked like any online config)."""
     from ..config import config_file
     from ..online.config import config_from_dict
-    from .options import read_yaml
+    from ..io import read_yaml
 
     path = config_file(DEMO_CONFIG)
     raw = read_yaml(str(path))

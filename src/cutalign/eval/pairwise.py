@@ -4,22 +4,32 @@ Every instruction is judged twice, once with A's output shown first and once wit
 prefers a position cancels out. Each verdict is "1", "2" or "tie"; an instruction's score for A is the mean of its
 two verdicts (win 1, tie 0.5, loss 0). The win rate is the mean score over instructions, with a 95% normal interval
 from the per-instruction scores (instructions are the independent units, not verdicts).
+
+The judge is asked :data:`COMPARE_PROMPT`, read from ``configs/prompts/pairwise.txt`` (fields ``{instruction}``,
+``{first}``, ``{second}``); :class:`PairwiseJudgeConfig` (the online loop's ``eval: - kind: pairwise`` ``judge:``)
+may name another template file. A template must ask for "1" or "2": that is what both judges read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from ..data.templates import plain_prompt
+from ..judges.base import read_prompt_template
+from ..judges.config import check_model, check_prompt_template
 from ..judges.http import DEFAULT_MAX_RESPONSE_BYTES, ChatClient
 
-COMPARE_PROMPT = (
-    "Which response follows the instruction better? Answer with 1 or 2 only.\n\n"
-    "Instruction:\n{instruction}\n\nResponse 1:\n{first}\n\nResponse 2:\n{second}"
-)
+COMPARE_PROMPT_FILE = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "pairwise.txt"
+COMPARE_PROMPT = read_prompt_template(COMPARE_PROMPT_FILE)
+COMPARE_FIELDS = ("instruction", "first", "second")
 VERDICTS = ("1", "2", "tie")
 
 
@@ -58,14 +68,15 @@ class ModelJudge:
     "1" and "2" decide (equal within ``tie_margin`` in log-probability = tie). Reading two probabilities instead of
     sampling an answer makes small judges usable and the verdicts deterministic."""
 
-    def __init__(self, model, tokenizer, *, template: str = "chat", batch_size: int = 8, tie_margin: float = 0.0):
-        self.model, self.tokenizer, self.template = model, tokenizer, template
+    def __init__(self, model, tokenizer, *, template: str = "chat", batch_size: int = 8, tie_margin: float = 0.0,
+                 prompt: str = COMPARE_PROMPT):
+        self.model, self.tokenizer, self.template, self.prompt = model, tokenizer, template, prompt
         self.batch_size, self.tie_margin = batch_size, tie_margin
         self.choice_ids = [tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in ("1", "2")]
 
     @torch.no_grad()
     def __call__(self, instructions, firsts, seconds) -> list[str]:
-        texts = [plain_prompt(COMPARE_PROMPT.format(instruction=i, first=a, second=b), self.template, self.tokenizer)
+        texts = [plain_prompt(self.prompt.format(instruction=i, first=a, second=b), self.template, self.tokenizer)
                  for i, a, b in zip(instructions, firsts, seconds)]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         device = next(self.model.parameters()).device
@@ -107,14 +118,94 @@ class EndpointPairwiseJudge:
     key goes to ``base_url`` only), timeouts, transport errors, 429 and 5xx retried ``max_retries`` times with
     exponential ``backoff_s``. A reply without "1" or "2" counts as a tie; a request that still fails is a
     :class:`cutalign.judges.EndpointError` naming the URL (a win rate with silently missing verdicts would mislead).
+    ``concurrency`` requests are in flight at once; the verdicts come back in order.
     """
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 60.0,
                  max_tokens: int = 4, max_retries: int = 3, backoff_s: float = 1.0,
-                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES):
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, concurrency: int = 1,
+                 prompt: str = COMPARE_PROMPT):
         self.client = ChatClient(base_url, model, api_key=api_key, max_tokens=max_tokens, timeout_s=timeout_s,
                                  max_retries=max_retries, backoff_s=backoff_s, max_response_bytes=max_response_bytes)
+        self.concurrency, self.prompt = concurrency, prompt
+
+    def _one(self, instruction: str, first: str, second: str) -> str:
+        return parse_verdict(self.client.complete(self.prompt.format(instruction=instruction, first=first,
+                                                                     second=second)))
 
     def __call__(self, instructions, firsts, seconds) -> list[str]:
-        return [parse_verdict(self.client.complete(COMPARE_PROMPT.format(instruction=i, first=a, second=b)))
-                for i, a, b in zip(instructions, firsts, seconds)]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(self._one, instructions, firsts, seconds))
+
+
+PAIRWISE_JUDGE_KINDS = ("model", "endpoint")
+PAIRWISE_JUDGE_KEYS = {
+    "model": ("model", "batch_size", "tie_margin", "prompt"),
+    "endpoint": ("model", "base_url", "api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s",
+                 "max_response_bytes", "prompt"),
+}
+
+
+@dataclass
+class PairwiseJudgeConfig:
+    """Who compares two answers (``kind``: a local ``model`` or an OpenAI-compatible ``endpoint``) and its settings,
+    by kind (:data:`PAIRWISE_JUDGE_KEYS`); ``prompt`` is a template file (default ``configs/prompts/pairwise.txt``)."""
+
+    kind: str = "model"
+    model: str = "default"  # model: a directory, a saved adapter or "default"; endpoint: the model name
+    base_url: str | None = None  # endpoint: e.g. http://127.0.0.1:8000/v1
+    api_key_env: str | None = None  # endpoint: the environment variable holding the API key (never logged)
+    concurrency: int = 4  # endpoint: requests in flight
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    backoff_s: float = 1.0
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    batch_size: int = 8  # model: comparisons per forward pass
+    tie_margin: float = 0.0  # model: |log p("1") - log p("2")| at or below this is a tie
+    prompt: str | None = None
+
+
+def validate_pairwise_judge(judge: PairwiseJudgeConfig, key: str, fail) -> None:
+    """Check a pairwise judge section before any model loads; ``fail(message)`` raises the caller's error."""
+    if judge.kind not in PAIRWISE_JUDGE_KINDS:
+        fail(f"{key}.kind must be one of {', '.join(PAIRWISE_JUDGE_KINDS)}, got {judge.kind!r}")
+    defaults = PairwiseJudgeConfig(kind=judge.kind)
+    for f in dataclasses.fields(PairwiseJudgeConfig):
+        if f.name != "kind" and f.name not in PAIRWISE_JUDGE_KEYS[judge.kind]:
+            if getattr(judge, f.name) != getattr(defaults, f.name):
+                fail(f"{key}.{f.name} does not apply to a pairwise judge of kind {judge.kind!r} "
+                     f"(its keys: {', '.join(PAIRWISE_JUDGE_KEYS[judge.kind])})")
+    for name in ("concurrency", "max_response_bytes", "batch_size"):
+        if getattr(judge, name) < 1:
+            fail(f"{key}.{name} must be >= 1, got {getattr(judge, name)}")
+    if judge.max_retries < 0 or judge.backoff_s < 0 or not judge.timeout_s > 0 or judge.tie_margin < 0:
+        fail(f"{key}: max_retries, backoff_s and tie_margin must be >= 0 and timeout_s > 0")
+    if judge.prompt is not None:
+        check_prompt_template(judge.prompt, f"{key}.prompt", COMPARE_FIELDS, fail)
+    if judge.kind == "model":
+        check_model(judge.model, f"{key}.model", fail)
+    else:
+        if not judge.base_url or not judge.base_url.startswith(("http://", "https://")):
+            fail(f"{key}.base_url is required for an endpoint judge and must start with http:// or https://, "
+                 f"got {judge.base_url!r}")
+        if judge.api_key_env is not None and not os.environ.get(judge.api_key_env):
+            fail(f"{key}.api_key_env: the environment variable {judge.api_key_env} is not set")
+
+
+def build_pairwise_judge(judge: PairwiseJudgeConfig):
+    """The judge a validated :class:`PairwiseJudgeConfig` describes (a model judge loads its model here)."""
+    prompt = read_prompt_template(judge.prompt) if judge.prompt is not None else COMPARE_PROMPT
+    if judge.kind == "endpoint":
+        return EndpointPairwiseJudge(judge.base_url, judge.model,
+                                     api_key=os.environ.get(judge.api_key_env) if judge.api_key_env else None,
+                                     timeout_s=judge.timeout_s, max_retries=judge.max_retries,
+                                     backoff_s=judge.backoff_s, max_response_bytes=judge.max_response_bytes,
+                                     concurrency=judge.concurrency, prompt=prompt)
+    from ..models import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(judge.model)
+    model = load_model(judge.model)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    return ModelJudge(model, tokenizer, template="chat" if tokenizer.chat_template else "alpaca",
+                      batch_size=judge.batch_size, tie_margin=judge.tie_margin, prompt=prompt)

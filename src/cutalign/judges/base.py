@@ -10,7 +10,8 @@ A judge is any callable ``judge(instructions, responses) -> list`` that returns,
 
 An exception raised by the judge itself (not for one row) stops the run; rows judged before it are kept.
 
-Model and endpoint judges are asked with :data:`JUDGE_PROMPT` and answer either with :data:`NO_ISSUES` or with a
+Model and endpoint judges are asked with :data:`JUDGE_PROMPT` (read from ``configs/prompts/judge.txt``; a config
+may name another template file) and answer either with :data:`NO_ISSUES` or with a
 critique; :func:`parse_judgment` turns the answer into ``None``, a critique or a failure.
 """
 
@@ -19,18 +20,22 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 NO_ISSUES = "No issues."
 """The fixed answer of a model judge for a good response (what ``cutalign train-judge`` teaches for positives)."""
 
-JUDGE_PROMPT = (
-    "You are reviewing a response to an instruction.\n\n"
-    "Instruction:\n{instruction}\n\n"
-    "Response:\n{response}\n\n"
-    "If the response fully follows the instruction, answer exactly \"" + NO_ISSUES + "\". Otherwise, in one or two "
-    "sentences, say what is wrong with the response, quoting the words that break the instruction."
-)
+JUDGE_PROMPT_FILE = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "judge.txt"
+"""The default judgment prompt, a template with ``{instruction}`` and ``{response}`` (Python format fields)."""
+
+
+def read_prompt_template(path) -> str:
+    """A prompt template file's text, without the one newline that ends the file."""
+    return Path(path).read_text(encoding="utf-8").removesuffix("\n")
+
+
+JUDGE_PROMPT = read_prompt_template(JUDGE_PROMPT_FILE)
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,9 @@ class Judge(Protocol):
     def __call__(self, instructions: Sequence[str], responses: Sequence[str]) -> list[Judgment]: ...
 
 
-def judge_prompt(instruction: str, response: str) -> str:
-    """The request a model or endpoint judge answers."""
-    return JUDGE_PROMPT.format(instruction=instruction, response=response)
+def judge_prompt(instruction: str, response: str, template: str = JUDGE_PROMPT) -> str:
+    """The request a model or endpoint judge answers: ``template`` (default :data:`JUDGE_PROMPT`) filled in."""
+    return template.format(instruction=instruction, response=response)
 
 
 def parse_judgment(text) -> Judgment:

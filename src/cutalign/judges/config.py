@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Judge
+from .base import JUDGE_PROMPT, Judge, read_prompt_template
 from .endpoint import DEFAULT_MAX_JUDGMENT_CHARS, EndpointJudge
 from .function import CallableJudge, import_function
 from .http import DEFAULT_MAX_RESPONSE_BYTES
@@ -26,9 +26,9 @@ JUDGE_KINDS = ("rule", "callable", "model", "endpoint", "human")
 JUDGE_KEYS = {
     "rule": (),
     "callable": ("function",),
-    "model": ("model", "max_new_tokens", "batch_size"),
+    "model": ("model", "max_new_tokens", "batch_size", "prompt"),
     "endpoint": ("base_url", "model", "api_key_env", "max_new_tokens", "concurrency", "timeout_s", "max_retries",
-                 "backoff_s", "max_response_bytes", "max_judgment_chars"),
+                 "backoff_s", "max_response_bytes", "max_judgment_chars", "prompt"),
     "human": ("directory", "poll_seconds"),
 }
 
@@ -52,6 +52,7 @@ class JudgeConfig:
     max_judgment_chars: int = DEFAULT_MAX_JUDGMENT_CHARS  # endpoint: a longer judgment fails the row
     directory: str | None = None  # human: where the files to fill in go (default: <run_dir>/human)
     poll_seconds: float = 10.0
+    prompt: str | None = None  # model, endpoint: a judgment prompt template file (default configs/prompts/judge.txt)
 
 
 def validate_judge(judge: JudgeConfig, fail) -> None:
@@ -88,7 +89,9 @@ def validate_judge(judge: JudgeConfig, fail) -> None:
         if judge.model is None:
             fail("judge.model is required for judge kind 'model' (a model or adapter directory, or 'default')")
         check_model(judge.model, "judge.model", fail)
-    elif judge.kind == "endpoint":
+    if judge.prompt is not None:
+        check_prompt_template(judge.prompt, "judge.prompt", ("instruction", "response"), fail)
+    if judge.kind == "endpoint":
         for name in ("base_url", "model"):
             if getattr(judge, name) is None:
                 fail(f"judge.{name} is required for judge kind 'endpoint'")
@@ -96,6 +99,22 @@ def validate_judge(judge: JudgeConfig, fail) -> None:
             fail(f"judge.base_url must start with http:// or https://, got {judge.base_url!r}")
         if judge.api_key_env is not None and not os.environ.get(judge.api_key_env):
             fail(f"judge.api_key_env: the environment variable {judge.api_key_env} is not set")
+
+
+def check_prompt_template(path: str, key: str, fields: tuple[str, ...], fail) -> None:
+    """A prompt template file: readable, and filling in exactly ``fields`` (Python format fields) works."""
+    try:
+        text = read_prompt_template(path)
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"{key}: cannot read the prompt template {path!r}: {error}")
+    missing = [name for name in fields if "{" + name + "}" not in text]
+    if missing:
+        fail(f"{key}: the prompt template {path} has no {', '.join('{' + m + '}' for m in missing)}")
+    try:
+        text.format(**{name: "" for name in fields})
+    except (KeyError, IndexError, ValueError) as error:
+        fail(f"{key}: the prompt template {path} has a field other than {fields} or a lone brace ({error!r}); "
+             "write a literal brace as {{ or }}")
 
 
 def check_model(name: str, key: str, fail) -> None:
@@ -117,14 +136,16 @@ def build_judge(config: JudgeConfig, run_dir) -> Judge:
         return RuleJudge()
     if config.kind == "callable":
         return CallableJudge(import_function(config.function))
+    prompt = read_prompt_template(config.prompt) if config.prompt is not None else JUDGE_PROMPT
     if config.kind == "model":
-        return ModelJudge.load(config.model, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
+        return ModelJudge.load(config.model, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
+                               prompt=prompt)
     if config.kind == "endpoint":
         return EndpointJudge(config.base_url, config.model, api_key_env=config.api_key_env,
                              max_new_tokens=config.max_new_tokens, concurrency=config.concurrency,
                              timeout_s=config.timeout_s, max_retries=config.max_retries, backoff_s=config.backoff_s,
                              max_response_bytes=config.max_response_bytes,
-                             max_judgment_chars=config.max_judgment_chars)
+                             max_judgment_chars=config.max_judgment_chars, prompt=prompt)
     if config.kind == "human":
         return HumanJudge(config.directory or Path(run_dir) / "human", poll_seconds=config.poll_seconds)
     raise ValueError(f"unknown judge kind {config.kind!r}")

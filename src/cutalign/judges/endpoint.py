@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm.auto import tqdm
 
-from .base import JudgeFailure, Judgment, check_lengths, judge_prompt, parse_judgment
+from .base import JUDGE_PROMPT, JudgeFailure, Judgment, check_lengths, judge_prompt, parse_judgment
 from .http import DEFAULT_MAX_RESPONSE_BYTES, ChatClient, EndpointError
 
 DEFAULT_MAX_JUDGMENT_CHARS = 4000
@@ -29,13 +29,14 @@ class EndpointJudge:
     def __init__(self, base_url: str, model: str, *, api_key_env: str | None = None, max_new_tokens: int = 96,
                  concurrency: int = 4, timeout_s: float = 60.0, max_retries: int = 3, backoff_s: float = 1.0,
                  max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-                 max_judgment_chars: int = DEFAULT_MAX_JUDGMENT_CHARS):
+                 max_judgment_chars: int = DEFAULT_MAX_JUDGMENT_CHARS, prompt: str = JUDGE_PROMPT):
         api_key = os.environ.get(api_key_env) if api_key_env else None
         if api_key_env and not api_key:
             raise ValueError(f"the environment variable {api_key_env} (judge.api_key_env) is not set")
         self.client = ChatClient(base_url, model, api_key=api_key, max_tokens=max_new_tokens, timeout_s=timeout_s,
                                  max_retries=max_retries, backoff_s=backoff_s, max_response_bytes=max_response_bytes)
         self.concurrency, self.max_judgment_chars = concurrency, max_judgment_chars
+        self.prompt = prompt  # the judgment prompt template ({instruction}, {response})
 
     def __call__(self, instructions, responses) -> list[Judgment]:
         check_lengths(instructions, responses)
@@ -45,7 +46,7 @@ class EndpointJudge:
 
     def _judge_one(self, instruction: str, response: str) -> Judgment:
         try:
-            answer = self.client.complete(judge_prompt(instruction, response))
+            answer = self.client.complete(judge_prompt(instruction, response, self.prompt))
         except EndpointError as error:
             return JudgeFailure(str(error))
         if len(answer) > self.max_judgment_chars:

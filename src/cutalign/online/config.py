@@ -4,14 +4,26 @@
     rounds: 3
     prompts_per_round: 64
     model: {model: default, lora_r: 16}     # a ModelConfig; `model: default` is shorthand
-    task: {kinds: [no_commas]}
+    task: {kinds: [no_commas]}              # or prompts: {file: instructions.jsonl, heldout_size: 100}
+    generation: {temperature: 0.8}          # backend: openai + server: {...} for a vLLM server
     judge: {kind: rule}
+    eval: [{kind: rule, size: 48}]          # and/or pairwise, callable evaluations
     training: {learning_rate: 3.0e-4, align_n_weight: 0.0, unflagged_weight: 0.0}
+    launcher: {accelerate_config: accelerate/ddp.yaml, num_processes: 2}   # absent: training in process
 
 Every section is optional except ``judge``; the shipped configs (``cutalign/configs/online-*.yaml``) show the full
-set of keys. ``model:`` is a :class:`cutalign.ModelConfig` and ``training:`` is a map of :class:`cutalign.CUTConfig`
-fields (any CUT setting or ``TrainingArguments`` field): the loop declares no training setting of its own. An
-unknown key, a value of the wrong type, a missing required key, an unreadable file or an unknown judge kind is a
+set of keys and docs/online.md describes each. ``model:`` is a :class:`cutalign.ModelConfig` and ``training:`` is a
+map of :class:`cutalign.CUTConfig` fields (any CUT setting or ``TrainingArguments`` field): the loop declares no
+training setting of its own. ``prompts:`` is :class:`cutalign.online.prompts.PromptsConfig`, ``eval:``
+a list of :class:`cutalign.online.evals.EvalConfig`, ``generation:`` a :class:`cutalign.generation.SamplingConfig`
+(with ``backend`` and ``server``).
+
+Relative paths of input files (``prompts.file``, ``prompts.heldout_file``, ``judge.prompt``, ``eval[].reference``,
+``eval[].judge.prompt``, ``launcher.accelerate_config``) are read relative to the directory of the config file, so a
+config and its data move together (a shipped config names the repository's ``examples/data`` this way). Models and
+``output_dir`` stay relative to the working directory, as before.
+
+An unknown key, a value of the wrong type, a missing required key, an unreadable file or an unknown kind is a
 :class:`cutalign.errors.UsageError` naming the config file and the key, raised by :func:`load_config` before any
 model loads.
 """
@@ -23,6 +35,7 @@ import difflib
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -31,9 +44,15 @@ from ..errors import UsageError
 from ..io import read_yaml
 from ..generation import SamplingConfig
 from ..judges.config import JudgeConfig, check_model, validate_judge
+from .evals import ROUND_ZERO, EvalConfig, complete, eval_entries, needs_heldout, validate_evals
+from .prompts import PromptsConfig, check_section
 
 NOT_SETTINGS = {"generation.seed": "each generation batch's seed is derived from the top-level seed"}
 """Fields of a section's dataclass that the loop sets itself: giving one in the config is an error."""
+
+RECORDED_WHEN_SET = {"generation.backend": "hf", "generation.server": None}
+"""Keys left out of :meth:`OnlineConfig.to_dict` at these defaults, so a run that does not use them records the
+config as earlier versions did."""
 
 
 @dataclass
@@ -45,12 +64,14 @@ class TaskConfig:
 
 
 @dataclass
-class EvalConfig:
-    """The fixed held-out set: greedy answers to ``size`` held-out task prompts, scored by the rule judge."""
+class LauncherConfig:
+    """Run each round's training as ``accelerate launch --config_file ACCELERATE_CONFIG --num_processes N ... -m
+    cutalign train --config <the round's train.yaml>`` (see :mod:`cutalign.online.launcher`)."""
 
-    size: int = 48
-    max_new_tokens: int = 64
-    batch_size: int = 16
+    accelerate_config: str | None = None  # e.g. configs/accelerate/ddp.yaml; None: accelerate's own default
+    num_processes: int = 1
+    main_process_port: int | None = None  # None: a free port, picked for each round
+    extra_args: list[str] = field(default_factory=list)  # more `accelerate launch` arguments, e.g. [--mixed_precision, bf16]
 
 
 LOOP_TRAINING_KEYS = ("output_dir", "seed")
@@ -73,10 +94,12 @@ class OnlineConfig:
     rounds: int = 3
     prompts_per_round: int = 64
     task: TaskConfig = field(default_factory=TaskConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
     # The responses that get judged are sampled (temperature 0 = greedy); each batch's seed comes from `seed`.
     generation: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.8))
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: list[EvalConfig] = field(default_factory=lambda: [complete(EvalConfig())])
     training: dict[str, Any] = field(default_factory=dict)  # CUTConfig fields; see cut_config()
+    launcher: LauncherConfig | None = None  # None: each round trains in this process
 
     def to_dict(self) -> dict:
         """The config as plain data (``config.json``, the summary), without the fields the loop sets itself."""
@@ -84,6 +107,10 @@ class OnlineConfig:
         for key in NOT_SETTINGS:
             section, name = key.split(".")
             del raw[section][name]
+        for key, default in RECORDED_WHEN_SET.items():
+            section, name = key.split(".")
+            if raw[section][name] == default:
+                del raw[section][name]
         return raw
 
     def cut_config(self, output_dir: str, seed: int, **loop_values) -> CUTConfig:
@@ -101,14 +128,37 @@ def load_config(path, *, rounds: int | None = None, output_dir: str | None = Non
         raw["rounds"] = rounds
     if output_dir is not None:
         raw["output_dir"] = output_dir
-    return config_from_dict(raw, source=str(path))
+    return config_from_dict(raw, source=str(path), base_dir=Path(path).resolve().parent)
 
 
-def config_from_dict(raw: dict, source: str = "config") -> OnlineConfig:
-    """Build and validate an :class:`OnlineConfig` from a mapping (as read from YAML)."""
+def config_from_dict(raw: dict, source: str = "config", base_dir: Path | None = None) -> OnlineConfig:
+    """Build and validate an :class:`OnlineConfig` from a mapping (as read from YAML). Relative input paths are
+    taken relative to ``base_dir`` (the config file's directory) when given, else to the working directory."""
     config = _build(OnlineConfig, raw, source, "")
+    if base_dir is not None:
+        resolve_paths(config, Path(base_dir))
     validate(config, source)
     return config
+
+
+def resolve_paths(config: OnlineConfig, base_dir: Path) -> None:
+    """Make the relative input paths of ``config`` absolute, relative to ``base_dir`` (see the module docstring)."""
+
+    def resolved(path: str | None) -> str | None:
+        if path is None or Path(path).is_absolute():
+            return path
+        return str((base_dir / path).resolve())
+
+    config.prompts.file = resolved(config.prompts.file)
+    config.prompts.heldout_file = resolved(config.prompts.heldout_file)
+    config.judge.prompt = resolved(config.judge.prompt)
+    for spec in config.eval:
+        if spec.reference != ROUND_ZERO:
+            spec.reference = resolved(spec.reference)
+        if spec.judge is not None:
+            spec.judge.prompt = resolved(spec.judge.prompt)
+    if config.launcher is not None:
+        config.launcher.accelerate_config = resolved(config.launcher.accelerate_config)
 
 
 def _build(cls, raw, source: str, prefix: str, base=None):
@@ -126,7 +176,7 @@ def _build(cls, raw, source: str, prefix: str, base=None):
         if f"{prefix}{key}" in NOT_SETTINGS:
             raise UsageError(f"{source}: {prefix}{key} is not a setting: {NOT_SETTINGS[prefix + str(key)]}")
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=3)
+            close = difflib.get_close_matches(str(key), list(fields), n=3, cutoff=0.7)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise UsageError(f"{source}: unknown key {prefix}{key}{hint}")
     values = {}
@@ -139,8 +189,13 @@ def _build(cls, raw, source: str, prefix: str, base=None):
         kind = hints[name]
         if kind is ModelConfig and isinstance(raw[name], str):  # `model: NAME` is short for `model: {model: NAME}`
             raw = {**raw, name: {"model": raw[name]}}
+        inner = _optional_dataclass(kind)
         if name == "training":
             values[name] = training_overrides(raw[name] if raw[name] is not None else {}, source)
+        elif name == "eval" and cls is OnlineConfig:
+            values[name] = eval_section(raw[name], source)
+        elif inner is not None:  # an optional section: absent or null means None
+            values[name] = None if raw[name] is None else _build(inner, raw[name], source, f"{prefix}{name}.")
         elif dataclasses.is_dataclass(kind):
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
             values[name] = _build(kind, raw[name] if raw[name] is not None else {}, source, f"{prefix}{name}.",
@@ -151,6 +206,21 @@ def _build(cls, raw, source: str, prefix: str, base=None):
         return dataclasses.replace(base, **values) if base is not None else cls(**values)
     except ValueError as error:  # a dataclass's own checks (SamplingConfig's, ModelConfig's)
         raise UsageError(f"{source}: {prefix}{error}") from None
+
+
+def eval_section(raw, source: str = "config") -> list[EvalConfig]:
+    """The ``eval:`` section in any of its forms (see :func:`cutalign.online.evals.eval_entries`), each evaluation
+    with its kind's defaults."""
+    return [complete(_build(EvalConfig, entry, source, f"eval[{i}].", None))
+            for i, entry in enumerate(eval_entries(raw))]
+
+
+def _optional_dataclass(kind):
+    """The dataclass ``X`` of an annotation ``X | None``, else None."""
+    if not isinstance(kind, types.UnionType):
+        return None
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    return args[0] if len(args) == 1 and dataclasses.is_dataclass(args[0]) else None
 
 
 def training_overrides(raw, source: str) -> dict:
@@ -251,6 +321,8 @@ def validate(config: OnlineConfig, source: str = "config") -> None:
     if not config.output_dir.strip():
         fail("output_dir must not be empty")
     check_model(config.model.model, "model.model", fail)
+    if not config.model.lora:
+        fail("model.lora must be true: the online loop trains LoRA adapters round after round")
     kinds = config.task.kinds
     if kinds is not None:
         unknown = [k for k in kinds if k not in KINDS]
@@ -259,9 +331,46 @@ def validate(config: OnlineConfig, source: str = "config") -> None:
     if not 1 <= config.task.constraints_per_prompt <= len(kinds or KINDS):
         fail(f"task.constraints_per_prompt must be between 1 and the number of kinds, "
              f"got {config.task.constraints_per_prompt}")
-    for name in ("max_new_tokens", "batch_size"):  # generation's values are checked by SamplingConfig itself
-        if getattr(config.eval, name) < 1:
-            fail(f"eval.{name} must be >= 1, got {getattr(config.eval, name)}")
-    if config.eval.size < 1:
-        fail(f"eval.size must be >= 1, got {config.eval.size}")
+    check_section(config.prompts, fail)
+    if config.prompts.file is not None and config.task != TaskConfig():
+        fail("task: configures the built-in task; it does not apply with prompts.file (the user's instructions)")
+    validate_generation(config, fail)
+    validate_evals(config.eval, fail)
+    if config.prompts.file is not None and config.prompts.heldout_file is None and not config.prompts.heldout_size:
+        for spec in config.eval:
+            if needs_heldout(spec):
+                fail(f"eval.{spec.name} answers the run's held-out instructions, and prompts.file has none: set "
+                     "prompts.heldout_file or prompts.heldout_size")
+    if config.launcher is not None:
+        validate_launcher(config, fail)
     validate_judge(config.judge, fail)
+
+
+def validate_generation(config: OnlineConfig, fail) -> None:
+    """The server's settings (the sampling values and the backend are checked by SamplingConfig itself)."""
+    g = config.generation
+    if g.backend == "openai":
+        for problem in g.server.problems():
+            fail(f"generation.server.{problem}")
+        _refuse_adapter_start(config, "generation.backend: openai", fail)
+
+
+def validate_launcher(config: OnlineConfig, fail) -> None:
+    launcher = config.launcher
+    if launcher.num_processes < 1:
+        fail(f"launcher.num_processes must be >= 1, got {launcher.num_processes}")
+    if launcher.accelerate_config is not None and not Path(launcher.accelerate_config).is_file():
+        fail(f"launcher.accelerate_config: {launcher.accelerate_config} is not a file")
+    if launcher.main_process_port is not None and not 0 < launcher.main_process_port < 65536:
+        fail(f"launcher.main_process_port must be a TCP port, got {launcher.main_process_port}")
+    _refuse_adapter_start(config, "launcher", fail)
+
+
+def _refuse_adapter_start(config: OnlineConfig, what: str, fail) -> None:
+    """A saved adapter as ``model.model`` is merged into the starting model in this process; a server or a
+    launched process would load the base without it."""
+    from ..models import adapter_base
+
+    if config.model.model != "default" and adapter_base(config.model.model) is not None:
+        fail(f"model.model: {config.model.model} is a saved adapter; with {what} the starting model must be a full "
+             "model (merge the adapter into its base first: PeftModel.merge_and_unload, then save_pretrained)")

@@ -1,33 +1,43 @@
-"""The online loop: each round samples fresh prompts, generates, judges, trains with CUT and evaluates.
+"""The online loop: each round takes fresh instructions, generates, judges, trains with CUT and evaluates.
 
 Everything lives in one run directory, each file written atomically (:mod:`cutalign.io`)::
 
     output_dir/
       config.json            the run's config (a restart with a different one is refused; rounds may grow)
-      heldout.json           the fixed held-out prompts
-      round-00/              the starting model: adapter/ (fresh LoRA, a no-op) and eval.json
+      heldout.json           the run's held-out prompts (prompts:)
+      prompt_pool.json       with prompts.file: the training instructions in their seeded order, the files' SHA-256
+      round-00/              the starting model: adapter/ (fresh LoRA, a no-op) and its evaluations
       round-01/
         prompts.json         this round's fresh training prompts
-        generations.jsonl    {"id", "prompt", "completion"}; generations.partial.jsonl while generating
+        generations.jsonl    {"id", "prompt", "completion"} (+ "failed" for a row the server did not answer);
+                             generations.partial.jsonl while generating
         judgments.jsonl      {"id", "judgment", "failed"}: rewritten after every batch of rows judged
         dataset.jsonl        the CUT data: judged rows (failed and empty responses left out), positives
                              down-sampled
         counts.json          the round's data counts; its presence marks the judging as done
         adapter/             the LoRA adapter after this round's training
-        train.json           the trainer's metrics
-        eval.json            greedy held-out answers, their pass rate and per-kind pass rates
+        train.json           the trainer's metrics (train.yaml and train.log too, with a launcher)
+        eval.json            the evaluation named "heldout"; eval-<name>.json for each other one
         report.json          the round's counts, metrics and phase times (the round is done)
-      summary.json, pass_rate.png
+      summary.json, pass_rate.png (evals.png when an evaluation is not a rule pass rate)
 
 Resuming: ``run_online`` with the same config picks up where a killed run stopped. A phase whose output exists is
-skipped; generation resumes at the first missing batch (each batch has its own seed, so the answers equal an
-uninterrupted run's); judging sends only rows without a judgment (and rows that failed); training restarts the
-round from the previous round's adapter with the same seed. The model is never judged twice for a row.
+skipped; generation resumes at the first missing batch (each batch, and with the server backend each row, has its
+own seed, so the answers equal an uninterrupted run's); judging sends only rows without a judgment (and rows that
+failed); rows the server failed to answer are asked again while the round's data is not yet built; training
+restarts the round from the previous round's adapter with the same seed; an evaluation without its file runs
+again. No row is judged twice.
+
+Backends (``generation.backend``): ``hf`` generates with the model in this process; ``openai`` asks a server
+(:mod:`cutalign.online.backend`), which is told to load each round's adapter (under a name that holds the adapter's
+digest, so a server that already has it is not asked again, after a resume too). Training runs in this process,
+or, with ``launcher:``, under ``accelerate launch`` (:mod:`cutalign.online.launcher`). The model is loaded here
+only when something needs it: training in process, generation with ``hf``, or the fresh round-0 adapter.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 import logging
 import shutil
 import time
@@ -39,66 +49,32 @@ from tqdm.auto import tqdm
 from ..data import count_examples, downsample_positives, load_judgments
 from ..data.templates import resolve_template
 from ..errors import UsageError
-from ..generation import SamplingConfig, generate
+from ..generation import SamplingConfig, generate, instruction_text
 from ..io import read_json, read_jsonl, write_json, write_jsonl, write_text
 from ..judges import HumanJudge, JudgeFailure, build_judge
-from ..tasks import pass_rate, task_prompts, wilson_interval
+from .backend import GenerationFailure, ServerGenerator
 from .config import OnlineConfig
+from .evals import ROUND_ZERO, Evaluator, eval_file, headline, read_reference
+from .prompts import PromptPool, TaskPrompts, prepare_prompts, task_heldout_prompts, task_round_prompts
+from .report import chart_name, round_markdown, summary_table, write_chart
+from .resume import check_run_config
 
 logger = logging.getLogger("cutalign.online")
 
 JUDGE_BATCH = 16
 """Rows sent to a machine judge at once; judgments are saved after each batch (a human judge gets the round)."""
 
-RESUMABLE_KEYS = ("rounds", "output_dir")
-"""Config keys that may change between a run and its resumption."""
+round_prompts = task_round_prompts  # the built-in task's prompts of a round
 
 
 def round_dir(run_dir, index: int) -> Path:
     return Path(run_dir) / f"round-{index:02d}"
 
 
-def round_prompts(config: OnlineConfig, index: int) -> list[str]:
-    """The fresh prompts of round ``index`` (1-based), the same whatever the number of rounds.
-
-    ``task_prompts`` visits the base instructions in an order fixed by the seed, so the slice of round ``index``
-    holds base instructions no earlier round used until the task's instructions run out.
-    """
-    n = config.prompts_per_round
-    kinds = tuple(config.task.kinds) if config.task.kinds else None
-    prompts = task_prompts("train", n=n * index, kinds=kinds, seed=config.seed,
-                           constraints_per_prompt=config.task.constraints_per_prompt)
-    return prompts[n * (index - 1):]
-
-
-def heldout_prompts(config: OnlineConfig) -> list[str]:
-    kinds = tuple(config.task.kinds) if config.task.kinds else None
-    return task_prompts("heldout", n=config.eval.size, kinds=kinds, seed=config.seed,
-                        constraints_per_prompt=config.task.constraints_per_prompt)
-
-
-def _check_run_config(config: OnlineConfig, run_dir: Path) -> None:
-    """Record the config in a new run directory; refuse to resume a run that was started with another one."""
-    current = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_KEYS}
-    path = run_dir / "config.json"
-    if not path.exists():
-        write_json(path, current)
-        return
-    saved = read_json(path)
-    changed = sorted(k for k in current.keys() | saved.keys() if current.get(k) != saved.get(k))
-    if changed:
-        raise UsageError(f"{run_dir} holds a run started with a different config (changed: {', '.join(changed)}); "
-                         "use another output_dir or restore those settings")
-
-
 class OnlineRun:
-    """One run directory and the model that moves through it, round after round."""
+    """One run directory, the model that moves through it round after round, and the backend that answers."""
 
-    def __init__(self, config: OnlineConfig, model, tokenizer, judge, *, callbacks=(), progress: bool = True):
-        from peft import get_peft_model
-
-        from ..logprobs import add_token_logprobs_forward
-
+    def __init__(self, config: OnlineConfig, tokenizer, judge, *, model=None, callbacks=(), progress: bool = True):
         self.config, self.tokenizer, self.judge = config, tokenizer, judge
         self.callbacks, self.progress = list(callbacks), progress
         self.run_dir = Path(config.output_dir)
@@ -106,25 +82,47 @@ class OnlineRun:
         self.training = config.cut_config(output_dir=str(self.run_dir), seed=config.seed)
         # The prompt format of training, generation and evaluation alike ("auto" resolved once, with this tokenizer).
         self.template = resolve_template(self.training.template, tokenizer)
-        lora = config.model.peft_config()
-        if lora is None:
-            raise UsageError("the online loop trains LoRA adapters round after round: set model.lora: true")
-        add_token_logprobs_forward(model)  # before PEFT wraps it, as CUTTrainer expects
-        torch.manual_seed(config.seed)  # the fresh LoRA weights of round 0
-        self.model = get_peft_model(model, lora)
-        self.model_round = 0  # which round's adapter the model holds
+        self._base, self._model = model, None
+        self.model_round = None  # which round's adapter the model holds
+        self.server = None
+        if config.generation.backend == "openai":
+            self.server = ServerGenerator(config.generation.server, tokenizer, self.template)
+        self._served: set[str] = set()  # model names the server is known to answer to
         self.times: dict[str, float] = {}
 
     # -- the model's state --------------------------------------------------------------------------------------
+    @property
+    def model(self):
+        """The starting model with a fresh LoRA adapter (round 0's), loaded on first use."""
+        if self._model is None:
+            from peft import PeftModel, get_peft_model
+
+            from ..logprobs import add_token_logprobs_forward
+            from ..models import load_model
+
+            base = self._base
+            if base is None:
+                base = load_model(self.config.model.model, **self.config.model.model_init_kwargs())
+                if isinstance(base, PeftModel):  # a saved adapter: its merged weights are the starting model
+                    base = base.merge_and_unload()
+            add_token_logprobs_forward(base)  # before PEFT wraps it, as CUTTrainer expects
+            torch.manual_seed(self.config.seed)  # the fresh LoRA weights of round 0
+            self._model = get_peft_model(base, self.config.model.peft_config())
+            # Where the Trainer would put it (the GPU if there is one): round 0's answers are generated there too.
+            self._model.to(self.training.device)
+            self.model_round = 0
+        return self._model
+
     def use_round(self, index: int) -> None:
         """Put the adapter saved after round ``index`` into the model (a no-op when it already holds it)."""
+        model = self.model
         if self.model_round == index:
             return
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
         weights = load_file(str(round_dir(self.run_dir, index) / "adapter" / "adapter_model.safetensors"))
-        set_peft_model_state_dict(self.model, weights)
+        set_peft_model_state_dict(model, weights)
         self.model_round = index
 
     def save_adapter(self, index: int) -> None:
@@ -137,26 +135,69 @@ class OnlineRun:
         tmp.replace(final)
         self.model_round = index
 
-    # -- phases ---------------------------------------------------------------------------------------------------
-    def generate_round(self, index: int, prompts: list[str]) -> list[dict]:
-        """This round's sampled responses, resumed batch by batch from ``generations.partial.jsonl``."""
+    def served_name(self, index: int) -> str:
+        """The server's name for round ``index``'s model: the base for round 0 (its adapter is a no-op), else the
+        round's adapter, loaded into the server unless it already holds it."""
+        if index == 0:
+            return self.config.generation.server.model
+        adapter = round_dir(self.run_dir, index) / "adapter"
+        digest = hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()[:12]
+        name = f"{self.run_dir.name}-r{index:02d}-{digest}"
+        if name not in self._served:
+            self._served = self.server.served_models()
+            if name not in self._served:
+                self.server.load_adapter(name, str(adapter.resolve()))
+                self._served.add(name)
+        return name
+
+    # -- generation -----------------------------------------------------------------------------------------------
+    def row_seed(self, index: int, row: int) -> int:
+        """The seed of one row's request to the server: the same in a resumed run, distinct across rows and rounds."""
+        return self.config.seed * 1_000_003 + index * 1_000_000 + row
+
+    def sample(self, index: int, start: int, prompts: list, rows: list[int]) -> list:
+        """Round ``index``'s sampled answers (text or :class:`GenerationFailure`) from round ``index - 1``'s model;
+        ``start`` is the batch's first row (its seed with ``hf``), ``rows`` the rows' numbers (their seeds with a
+        server)."""
+        g = self.config.generation
+        sampling = SamplingConfig(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p,
+                                  batch_size=g.batch_size, seed=self.config.seed * 1_000_003 + index * 1000 + start)
+        if self.server is None:
+            self.use_round(index - 1)
+            return generate(self.model, self.tokenizer, prompts, sampling, template=self.template, progress=False)
+        return self.server.generate(prompts, sampling, model=self.served_name(index - 1),
+                                    seeds=[self.row_seed(index, r) for r in rows], progress=False)
+
+    @staticmethod
+    def _row(index: int, number: int, prompt, answer) -> dict:
+        row = {"id": f"r{index:02d}-{number:05d}", "prompt": prompt}
+        if isinstance(answer, GenerationFailure):
+            logger.warning("round %d, row %d: no answer from the server: %s", index, number, answer.reason)
+            return {**row, "completion": None, "failed": answer.reason}
+        return {**row, "completion": answer}
+
+    def generate_round(self, index: int, prompts: list) -> list[dict]:
+        """This round's sampled responses, resumed batch by batch from ``generations.partial.jsonl``; rows the server
+        failed to answer are asked again while the round's data is not yet built."""
         directory = round_dir(self.run_dir, index)
         final, partial = directory / "generations.jsonl", directory / "generations.partial.jsonl"
         if final.exists():
-            return read_jsonl(final)
+            rows = read_jsonl(final)
+            failed = [i for i, row in enumerate(rows) if row.get("failed")]
+            if failed and not (directory / "counts.json").exists():
+                answers = self.sample(index, 0, [rows[i]["prompt"] for i in failed], failed)
+                for i, answer in zip(failed, answers):
+                    rows[i] = self._row(index, i, rows[i]["prompt"], answer)
+                write_jsonl(final, rows)
+            return rows
         rows = read_jsonl(partial) if partial.exists() else []
-        g = self.config.generation
-        if len(rows) < len(prompts):
-            self.use_round(index - 1)
+        batch_size = self.config.generation.batch_size
         bar = tqdm(total=len(prompts), initial=len(rows), desc=f"round {index}: generating", unit="prompt",
                    disable=not self.progress)
-        for start in range(len(rows), len(prompts), g.batch_size):
-            batch = prompts[start:start + g.batch_size]
-            sampling = dataclasses.replace(g, seed=self.config.seed * 1_000_003 + index * 1000 + start)
-            answers = generate(self.model, self.tokenizer, batch, sampling, template=self.template,
-                               progress=False)
-            rows += [{"id": f"r{index:02d}-{start + i:05d}", "prompt": p, "completion": a}
-                     for i, (p, a) in enumerate(zip(batch, answers))]
+        for start in range(len(rows), len(prompts), batch_size):
+            batch = prompts[start:start + batch_size]
+            answers = self.sample(index, start, batch, list(range(start, start + len(batch))))
+            rows += [self._row(index, start + i, p, a) for i, (p, a) in enumerate(zip(batch, answers))]
             write_jsonl(partial, rows)
             bar.update(len(batch))
         bar.close()
@@ -164,17 +205,35 @@ class OnlineRun:
         partial.unlink(missing_ok=True)
         return rows
 
+    def answer(self, index: int, prompts: list, spec, description: str) -> list[str]:
+        """Greedy answers of round ``index``'s model for an evaluation; a failed request stops the evaluation
+        (a score over the answers that happened to arrive would mislead; running again asks again)."""
+        sampling = SamplingConfig(max_new_tokens=spec.max_new_tokens, temperature=0.0, batch_size=spec.batch_size)
+        if self.server is None:
+            self.use_round(index)
+            return generate(self.model, self.tokenizer, prompts, sampling, template=self.template,
+                            progress=self.progress, description=description)
+        answers = self.server.generate(prompts, sampling, model=self.served_name(index), seeds=[0] * len(prompts),
+                                       progress=self.progress, description=description)
+        failures = [a for a in answers if isinstance(a, GenerationFailure)]
+        if failures:
+            raise RuntimeError(f"{description}: the server failed {len(failures)} of {len(prompts)} answers (first: "
+                               f"{failures[0].reason}); run again to retry the evaluation")
+        return answers
+
+    # -- judging, data, training ----------------------------------------------------------------------------------
     def judge_round(self, index: int, rows: list[dict]) -> dict[str, dict]:
         """Judgments by row id; rows already judged are not sent again, failed rows are."""
         path = round_dir(self.run_dir, index) / "judgments.jsonl"
         records = {r["id"]: r for r in read_jsonl(path)} if path.exists() else {}
-        todo = [row for row in rows if row["id"] not in records or records[row["id"]]["failed"]]
+        answered = [row for row in rows if not row.get("failed")]
+        todo = [row for row in answered if row["id"] not in records or records[row["id"]]["failed"]]
         size = len(todo) if isinstance(self.judge, HumanJudge) else JUDGE_BATCH
-        bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc=f"round {index}: judging", unit="row",
-                   disable=not self.progress)
+        bar = tqdm(total=len(answered), initial=len(answered) - len(todo), desc=f"round {index}: judging",
+                   unit="row", disable=not self.progress)
         for start in range(0, len(todo), max(size, 1)):
             batch = todo[start:start + size]
-            judgments = self.judge([r["prompt"] for r in batch], [r["completion"] for r in batch])
+            judgments = self.judge([instruction_text(r["prompt"]) for r in batch], [r["completion"] for r in batch])
             if len(judgments) != len(batch):
                 raise RuntimeError(f"the judge returned {len(judgments)} judgments for {len(batch)} rows")
             for row, judgment in zip(batch, judgments):
@@ -191,10 +250,12 @@ class OnlineRun:
 
     def build_dataset(self, index: int, rows: list[dict], records: dict[str, dict]) -> dict:
         """Write ``dataset.jsonl``: judged rows with a non-empty response, positives down-sampled. Returns counts."""
+        answered = [row for row in rows if not row.get("failed")]
         judged = [{**row, "judgment": records[row["id"]]["judgment"]}
-                  for row in rows if not records[row["id"]]["failed"]]
+                  for row in answered if not records[row["id"]]["failed"]]
         usable = [row for row in judged if row["completion"].strip()]
-        counts = {"prompts": len(rows), "failed": len(rows) - len(judged), "empty_responses": len(judged) - len(usable),
+        counts = {"prompts": len(rows), "generation_failed": len(rows) - len(answered),
+                  "failed": len(answered) - len(judged), "empty_responses": len(judged) - len(usable),
                   "negatives": sum(r["judgment"] is not None for r in judged),
                   "positives": sum(r["judgment"] is None for r in judged), "trained_rows": 0}
         dataset = []
@@ -209,15 +270,26 @@ class OnlineRun:
 
     def train_round(self, index: int, dataset: list[dict]) -> None:
         """Train from round ``index - 1``'s adapter on ``dataset``; save ``train.json``, then the adapter."""
-        from ..trainer import CUTTrainer
-
-        self.use_round(index - 1)
         directory = round_dir(self.run_dir, index)
         if not dataset:
             logger.warning("round %d: nothing to train on; the adapter stays as it was", index)
             write_json(directory / "train.json", {"skipped": "no training data"})
-            self.save_adapter(index)
+            tmp = directory / "adapter.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(round_dir(self.run_dir, index - 1) / "adapter", tmp)
+            tmp.replace(directory / "adapter")
             return
+        if self.config.launcher is not None:
+            from .launcher import launch_round
+
+            launch_round(self.config, index, directory, round_dir(self.run_dir, index - 1) / "adapter",
+                         progress=self.progress)
+            (directory / "adapter.tmp").replace(directory / "adapter")
+            shutil.rmtree(directory / "trainer", ignore_errors=True)
+            return
+        from ..trainer import CUTTrainer
+
+        self.use_round(index - 1)
         # Positives were down-sampled when the round's dataset was written (build_dataset): train on all of it.
         args = self.config.cut_config(output_dir=str(directory / "trainer"), seed=self.config.seed + index,
                                       positive_ratio=-1, disable_tqdm=not self.progress)
@@ -229,18 +301,17 @@ class OnlineRun:
         self.save_adapter(index)
         shutil.rmtree(directory / "trainer", ignore_errors=True)
 
-    def evaluate_round(self, index: int, heldout: list[str]) -> dict:
-        """Greedy answers to the held-out prompts with round ``index``'s adapter, scored by the rule judge."""
-        self.use_round(index)
-        e = self.config.eval
-        sampling = SamplingConfig(max_new_tokens=e.max_new_tokens, temperature=0.0, batch_size=e.batch_size)
-        answers = generate(self.model, self.tokenizer, heldout, sampling, template=self.template,
-                           progress=self.progress, description=f"round {index}: held-out")
-        score = pass_rate(heldout, answers)
-        passed = round(score["pass_rate"] * score["n"])
-        low, high = wilson_interval(passed, score["n"])
-        return {**score, "passed": passed, "ci95": [low, high],
-                "responses": [{"prompt": p, "completion": a} for p, a in zip(heldout, answers)]}
+    # -- evaluation and the round as a whole ---------------------------------------------------------------------
+    def evaluate_round(self, index: int, evaluator: Evaluator) -> dict:
+        """Every evaluation of round ``index`` (those without their file), by name: the headline figures."""
+        directory = round_dir(self.run_dir, index)
+        out = {}
+        for spec in self.config.eval:
+            path = directory / eval_file(spec.name)
+            if not path.exists():
+                write_json(path, evaluator.run(spec, index))
+            out[spec.name] = headline(read_json(path))
+        return out
 
     def _timed(self, name: str, function, *args):
         started = time.monotonic()
@@ -248,14 +319,18 @@ class OnlineRun:
         self.times[name] = round(time.monotonic() - started, 2)
         return value
 
-    def run_round(self, index: int, heldout: list[str]) -> dict:
+    def run_round(self, index: int, pool, evaluator: Evaluator) -> dict | None:
+        """Round ``index`` from wherever it stopped; None when the instructions ran out before it began."""
         directory = round_dir(self.run_dir, index)
         if (directory / "report.json").exists():
             return read_json(directory / "report.json")
-        directory.mkdir(parents=True, exist_ok=True)
         self.times = {}
         if not (directory / "prompts.json").exists():
-            write_json(directory / "prompts.json", round_prompts(self.config, index))
+            prompts = pool.for_round(index)
+            if prompts is None:
+                return None
+            directory.mkdir(parents=True, exist_ok=True)
+            write_json(directory / "prompts.json", prompts)
         prompts = read_json(directory / "prompts.json")
         rows = self._timed("generate", self.generate_round, index, prompts)
         if not (directory / "counts.json").exists():
@@ -264,68 +339,21 @@ class OnlineRun:
         counts = read_json(directory / "counts.json")
         if not (directory / "adapter").exists():
             self._timed("train", self.train_round, index, read_jsonl(directory / "dataset.jsonl"))
-        if not (directory / "eval.json").exists():
-            write_json(directory / "eval.json", self._timed("evaluate", self.evaluate_round, index, heldout))
-        evaluation = read_json(directory / "eval.json")
+        evals = self._timed("evaluate", self.evaluate_round, index, evaluator)
         train = read_json(directory / "train.json")
-        failed = [r for r in read_jsonl(directory / "judgments.jsonl") if r["failed"]]
+        failed = [{"id": r["id"], "failed": f"generation: {r['failed']}"} for r in rows if r.get("failed")]
+        failed += [r for r in read_jsonl(directory / "judgments.jsonl") if r["failed"]]
         report = {"round": index, **counts, "failed_rows": failed, "train_loss": train.get("train_loss"),
-                  "heldout": {k: evaluation[k] for k in ("pass_rate", "n", "passed", "ci95", "per_kind")},
+                  "evals": evals, **({"heldout": evals["heldout"]} if "heldout" in evals else {}),
                   "seconds": self.times}
         write_json(directory / "report.json", report)
-        write_text(directory / "report.md", round_markdown(report))
+        write_text(directory / "report.md", round_markdown(report, kinds_of(self.config)))
         return report
 
 
-def round_markdown(report: dict) -> str:
-    held = report["heldout"]
-    lines = [f"# Round {report['round']}", "",
-             f"- prompts: {report['prompts']}; judged negative: {report['negatives']}, positive: {report['positives']}, "
-             f"failed: {report['failed']}; empty responses: {report['empty_responses']}",
-             f"- trained on {report['trained_rows']} rows; final train loss: {report['train_loss']}",
-             f"- held-out pass rate: {held['pass_rate']:.3f} ({held['passed']}/{held['n']}, "
-             f"95% CI {held['ci95'][0]:.3f}-{held['ci95'][1]:.3f})",
-             f"- seconds per phase: {report['seconds']}"]
-    lines += [f"- failed row {r['id']}: {r['failed']}" for r in report["failed_rows"]]
-    return "\n".join(lines) + "\n"
-
-
-def summary_table(rows: list[dict]) -> str:
-    """A plain-text table: one line per round (round 0 is the starting model)."""
-    header = f"{'round':>5}  {'negatives':>9}  {'positives':>9}  {'failed':>6}  {'trained':>7}  {'loss':>7}  " \
-             f"{'held-out pass rate':<28}"
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        held = r["heldout"]
-        cells = ["-"] * 5 if r["round"] == 0 else [
-            r["negatives"], r["positives"], r["failed"], r["trained_rows"],
-            "-" if r["train_loss"] is None else f"{r['train_loss']:.3f}"]
-        rate = f"{held['pass_rate']:.3f} ({held['passed']}/{held['n']}, {held['ci95'][0]:.2f}-{held['ci95'][1]:.2f})"
-        lines.append(f"{r['round']:>5}  {cells[0]:>9}  {cells[1]:>9}  {cells[2]:>6}  {cells[3]:>7}  {cells[4]:>7}  "
-                     f"{rate:<28}")
-    return "\n".join(lines)
-
-
-def write_chart(path: Path, rows: list[dict]) -> None:
-    """The held-out pass rate per round with its 95% interval, as a PNG (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = [r["round"] for r in rows]
-    y = [r["heldout"]["pass_rate"] for r in rows]
-    low = [v - r["heldout"]["ci95"][0] for v, r in zip(y, rows)]
-    high = [r["heldout"]["ci95"][1] - v for v, r in zip(y, rows)]
-    figure, axes = plt.subplots(figsize=(5, 3.2))
-    axes.errorbar(x, y, yerr=[low, high], marker="o", capsize=3)
-    axes.set(xlabel="round (0 = starting model)", ylabel="held-out pass rate", ylim=(0, 1), xticks=x,
-             title="Online CUT: held-out pass rate")
-    figure.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
-    tmp.replace(path)
+def kinds_of(config: OnlineConfig) -> dict[str, str]:
+    """Each evaluation's kind, by name, in the config's order."""
+    return {spec.name: spec.kind for spec in config.eval}
 
 
 def run_online(config: OnlineConfig, *, model=None, tokenizer=None, judge=None, callbacks=(),
@@ -333,44 +361,62 @@ def run_online(config: OnlineConfig, *, model=None, tokenizer=None, judge=None, 
     """Run (or resume) ``config.rounds`` rounds; returns the summary also written to ``summary.json``.
 
     ``model``/``tokenizer`` default to ``config.model``; ``judge`` to the one the config describes. ``callbacks``
-    are ``transformers.TrainerCallback`` objects for every round's training.
+    are ``transformers.TrainerCallback`` objects for every round's training (in process). Every file the config
+    names is read and checked before a model loads; when the instructions run out before ``config.rounds``, the
+    loop stops after the last full round and says so (``summary["stopped"]``).
     """
-    from peft import PeftModel
-
-    from ..models import load_model, load_tokenizer
+    from ..models import load_tokenizer
 
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _check_run_config(config, run_dir)
-    if judge is None:
-        judge = build_judge(config.judge, run_dir)
+    check_run_config(config, run_dir)
     if tokenizer is None:
         tokenizer = load_tokenizer(config.model.model)
-    if model is None:
-        model = load_model(config.model.model, **config.model.model_init_kwargs())
-        if isinstance(model, PeftModel):  # a saved adapter: its merged weights are the starting model
-            model = model.merge_and_unload()
-    run = OnlineRun(config, model, tokenizer, judge, callbacks=callbacks, progress=progress)
+    template = resolve_template(config.cut_config(output_dir=str(run_dir), seed=config.seed).template, tokenizer)
+    references = {spec.name: read_reference(spec) for spec in config.eval
+                  if spec.kind == "pairwise" and spec.reference != ROUND_ZERO}
+    pool: PromptPool | TaskPrompts
+    if config.prompts.file is not None:
+        exclude = [r.get("prompt") or r["instruction"] for records in references.values() for r in records]
+        pool = prepare_prompts(config, run_dir, tokenizer, template, exclude)
+    else:
+        rule_sizes = [spec.size for spec in config.eval if spec.kind == "rule"]
+        pool = TaskPrompts(config, run_dir, rule_sizes[0] if rule_sizes else 48)
+    if judge is None:
+        judge = build_judge(config.judge, run_dir)
+    run = OnlineRun(config, tokenizer, judge, model=model, callbacks=callbacks, progress=progress)
+    evaluator = Evaluator(config.eval, answer=run.answer, heldout=pool.heldout,
+                          task_heldout=lambda size: task_heldout_prompts(config, size),
+                          round_zero=lambda spec: read_json(round_dir(run_dir, 0) / eval_file(spec.name)),
+                          references=references)
 
-    if not (run_dir / "heldout.json").exists():
-        write_json(run_dir / "heldout.json", heldout_prompts(config))
-    heldout = read_json(run_dir / "heldout.json")
     start = round_dir(run_dir, 0)
     start.mkdir(exist_ok=True)
     if not (start / "adapter").exists():
         run.save_adapter(0)
-    if not (start / "eval.json").exists():
-        write_json(start / "eval.json", run.evaluate_round(0, heldout))
-    evaluation = read_json(start / "eval.json")
-    rows = [{"round": 0, "heldout": {k: evaluation[k] for k in ("pass_rate", "n", "passed", "ci95", "per_kind")}}]
+    evals = run.evaluate_round(0, evaluator)
+    rows = [{"round": 0, "evals": evals, **({"heldout": evals["heldout"]} if "heldout" in evals else {})}]
+    stopped = None
     for index in range(1, config.rounds + 1):
-        rows.append(run.run_round(index, heldout))
-        logger.info("round %d: held-out pass rate %.3f", index, rows[-1]["heldout"]["pass_rate"])
+        report = run.run_round(index, pool, evaluator)
+        if report is None:
+            stopped = pool.exhausted(index)
+            logger.warning("%s", stopped)
+            break
+        rows.append(report)
+        logger.info("round %d: %s", index, {name: m for name, m in report.get("evals", {}).items()})
+    kinds = kinds_of(config)
     summary = {"rounds": [{k: v for k, v in r.items() if k != "failed_rows"} for r in rows],
-               "output_dir": str(run_dir), "config": config.to_dict()}
+               "evals": [{"name": name, "kind": kind} for name, kind in kinds.items()],
+               "output_dir": str(run_dir), "config": config.to_dict(), "stopped": stopped}
     write_json(run_dir / "summary.json", summary)
-    write_chart(run_dir / "pass_rate.png", rows)
+    chart = run_dir / chart_name(kinds)
+    write_chart(chart, rows, kinds)
+    if run.server is not None:
+        run.server.close()
     if progress:
-        print(summary_table(rows))
-        print(f"run directory: {run_dir} (chart: {run_dir / 'pass_rate.png'})")
+        print(summary_table(rows, kinds))
+        if stopped:
+            print(f"stopped: {stopped}")
+        print(f"run directory: {run_dir} (chart: {chart})")
     return summary
