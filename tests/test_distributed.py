@@ -9,6 +9,8 @@ accelerator, gloo); under ZeRO-3 the tiny model's LM head is really partitioned 
 
 import json
 import os
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -20,7 +22,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import make_tokenizer  # noqa: E402
+from conftest import make_model, make_tokenizer  # noqa: E402
 from distributed_worker import fsdp2_gradients, one_step, save_start_model, uneven_examples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,11 +35,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch(command: list[str]) -> str:
+def launch(command: list[str], cwd: Path | None = None, succeed: bool = True) -> str:
     """Run a multi-process launcher command on the CPU; return its stderr (the processes' logs)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    completed = subprocess.run([sys.executable, "-m", *command], env=env, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    completed = subprocess.run([sys.executable, "-m", *command], env=env, capture_output=True, text=True, timeout=300,
+                               cwd=cwd)
+    assert (completed.returncode == 0) == succeed, completed.stderr[-3000:]
     return completed.stderr
 
 
@@ -121,3 +124,55 @@ def test_the_train_command_under_accelerate_launch(single_process, tmp_path):
     assert metrics["train"]["train_loss"] == pytest.approx(reference["loss"], rel=1e-4)
     assert metrics["data"]["train"]["loaded"]["total"] == 6
     assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+DOCUMENTED = [ROOT / "README.md", ROOT / "docs" / "cli.md", ROOT / "docs" / "scale-out.md",
+              *sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))]
+
+
+def documented_launches() -> list[str]:
+    """Every launch command the README, the docs and the shipped accelerate configs give: a line of a code block
+    that starts with `accelerate launch`, or a config's `# Run: accelerate launch ...` comment."""
+    found = set()
+    for path in DOCUMENTED:
+        found.update(re.findall(r"^(?:# Run: )?(accelerate launch .*\S)\s*$", path.read_text(), flags=re.M))
+    return sorted(found)
+
+
+def test_the_docs_give_a_launch_command_for_every_shipped_config():
+    configs = {path.name for path in (ROOT / "configs" / "accelerate").glob("*.yaml")}
+    assert {re.search(r"accelerate/(\S+\.yaml)", command).group(1) for command in documented_launches()} == configs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", documented_launches())
+def test_the_documented_launch_commands_run_as_written(command, tmp_path):
+    """Each documented command line, run as written from a folder holding run.yaml and the configs (a clone's
+    configs/ link), on 2 CPU processes (gloo): only --num_processes 2 and a free port are added. DDP and ZeRO-2/3
+    train; FSDP2 is GPU-only in accelerate, so on a machine without a GPU the command stops with one error line."""
+    words = shlex.split(command)
+    config = re.search(r"accelerate/(\S+\.yaml)", command).group(1)
+    if config.startswith("zero"):
+        pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (make install installs it)")
+    (tmp_path / "configs").symlink_to((ROOT / "configs").resolve())
+    model = tmp_path / "tiny"
+    make_model("llama").save_pretrained(model)
+    make_tokenizer().save_pretrained(model)
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(row) + "\n" for row in uneven_examples()))
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({
+        "model": str(model), "train_data": "data.jsonl", "output_dir": "out", "max_steps": 1,
+        "per_device_train_batch_size": 1, "positive_ratio": -1, "report_to": "none", "save_strategy": "no",
+        "disable_tqdm": True}))
+    assert words[:2] == ["accelerate", "launch"], command
+    argv = ["accelerate.commands.accelerate_cli", "launch", "--num_processes", "2", "--main_process_port",
+            str(free_port()), *words[2:]]
+    gpu_only = config == "fsdp2.yaml" and not torch.cuda.is_available()
+    logs = launch(argv, cwd=tmp_path, succeed=not gpu_only)
+    if gpu_only:
+        assert "error: FSDP runs only on GPUs" in logs
+        assert not (tmp_path / "out").exists()
+        return
+    metrics = json.loads((tmp_path / "out" / "cutalign_metrics.json").read_text())
+    # 6 examples, 1 per process and step: 2 processes make an epoch 3 steps long (one process: 6).
+    assert metrics["train"]["epoch"] == pytest.approx(1 / 3, abs=1e-3)
+    assert (tmp_path / "out" / "adapter_model.safetensors").is_file()

@@ -59,8 +59,9 @@ def run(argv: list[str]) -> int:
     model_config, args, config = parse(argv)
 
     from ..data import load_judgments
-    from .checks import require_model, require_reporting
+    from .checks import require_model, require_reporting, require_supported_launch
 
+    require_supported_launch(config.use_cpu)
     require_reporting(config.report_to)
     data = load_judgments(args.train_data, format=args.format, split=args.split,
                           positive_score=config.positive_score)  # read and checked before the model loads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import UsageError
@@ -108,3 +109,16 @@ def require_reporting(report_to: list[str]) -> None:
                                  "(KUBEFLOW_TRAINER_SERVER_URL is not set)")
             raise UsageError(f"--report_to {name}: {name} is not installed; pip install {REPORTING_PACKAGES[name]} "
                              "(or --report_to none)")
+
+
+def require_supported_launch(use_cpu: bool) -> None:
+    """Refuse an FSDP launch (``accelerate launch`` with ``fsdp2.yaml``, which sets ``ACCELERATE_USE_FSDP``) that
+    would train on the CPU.
+
+    accelerate runs FSDP only on accelerators: on the CPU (``use_cpu``, which CUTConfig turns on where there is no
+    accelerator) it silently falls back to DDP, every process holding the whole model, which is not what the launch
+    asked for.
+    """
+    if use_cpu and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        raise UsageError("FSDP runs only on GPUs (accelerate would fall back to unsharded DDP on the CPU); on this "
+                         "machine launch with configs/accelerate/ddp.yaml, zero2.yaml or zero3.yaml instead")

@@ -5,8 +5,9 @@
 
 Options are the fields of ModelConfig (model, LoRA), the data files, and CUTConfig (the CUT settings and every
 transformers TrainingArguments field). --config FILE gives any of them in YAML (option: value); the command line
-overrides the file. The data files are read and checked, and the model is found, before the model loads. Under
-accelerate: accelerate launch -m cutalign train --config run.yaml.
+overrides the file. The data (a file, a save_to_disk directory or a hub dataset; --format, --split) is read and
+checked, report_to's packages and the model are found, before the model loads. Several processes (docs/scale-out.md):
+accelerate launch --config_file configs/accelerate/ddp.yaml -m cutalign train --config run.yaml
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ def train(model, data: TrainDataArguments, config) -> int:
     """Check the data and the model, train, save the adapter (or model) and ``cutalign_metrics.json``."""
     from ..data import load_judgments
     from ..io import write_json
-    from .checks import require_model, require_reporting
+    from .checks import require_model, require_reporting, require_supported_launch
 
+    require_supported_launch(config.use_cpu)
     require_reporting(config.report_to)
     # The data is read and checked before the model loads.
     train_data = load_judgments(data.train_data, format=data.format, split=data.split,
