@@ -15,7 +15,7 @@ LAYERS = [
     ("config",),
     ("model_card",),
     ("trainer",),
-    ("generation", "judges", "baselines"),
+    ("generation", "records", "judges", "baselines"),
     ("online",),
     ("eval", "annotate", "inspect"),
     ("cli", "__main__"),

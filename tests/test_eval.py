@@ -111,7 +111,7 @@ def test_model_judge_reads_the_probabilities_of_1_and_2():
     judge = ModelJudge(model, tokenizer, batch_size=2)
     verdicts = judge(["Say hi.", "Count."], ["hi", "1 2"], ["hello", "one"])
     one, two = judge.choice_ids
-    from cutalign.eval.pairwise import COMPARE_PROMPT
+    from cutalign.judges.pairwise import COMPARE_PROMPT
     for verdict, (i, x, y) in zip(verdicts, [("Say hi.", "hi", "hello"), ("Count.", "1 2", "one")]):
         ids = tokenizer(plain_prompt(COMPARE_PROMPT.format(instruction=i, first=x, second=y), "chat", tokenizer),
                         add_special_tokens=False)["input_ids"]

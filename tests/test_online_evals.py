@@ -14,7 +14,7 @@ from conftest import make_model, make_tokenizer
 from test_online_loop import CountingJudge, make_config
 
 from cutalign.errors import UsageError
-from cutalign.eval.pairwise import COMPARE_PROMPT
+from cutalign.judges.pairwise import COMPARE_PROMPT
 from cutalign.judges import JUDGE_PROMPT
 from cutalign.online.config import config_from_dict, load_config
 from cutalign.online.evals import EvalConfig, eval_file
@@ -188,7 +188,7 @@ def test_callable_failures_name_the_answer(tmp_path):
 
 def test_judgment_and_pairwise_prompts_are_template_files(tmp_path, stub):
     from cutalign.judges.base import JUDGE_PROMPT_FILE
-    from cutalign.eval.pairwise import COMPARE_PROMPT_FILE
+    from cutalign.judges.pairwise import COMPARE_PROMPT_FILE
 
     # The shipped files are the defaults, word for word.
     assert JUDGE_PROMPT_FILE.read_text().removesuffix("\n") == JUDGE_PROMPT and "No issues." in JUDGE_PROMPT

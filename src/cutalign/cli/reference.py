@@ -57,7 +57,7 @@ def render() -> str:
 def _online_schema() -> list[str]:
     from ..generation import SamplingConfig
     from ..judges.config import JUDGE_KEYS, JudgeConfig
-    from ..online.config import EvalConfig, OnlineConfig, TaskConfig
+    from ..online.config import EvalConfig, LauncherConfig, OnlineConfig, PromptsConfig, TaskConfig
 
     lines = ["## Online loop config (YAML)", "",
              "The file `cutalign online --config` reads (a path, or a shipped config's name: `online-rule`,",
@@ -67,8 +67,8 @@ def _online_schema() -> list[str]:
     lines += ["`model:` is a [ModelConfig](#modelconfig) mapping (or just the model's name); `training:` is a mapping",
               "of [CUTConfig](#cutconfig) fields, except `output_dir` and `seed`, which the loop sets for each round.",
               ""]
-    for key, cls in (("task", TaskConfig), ("generation", SamplingConfig), ("eval", EvalConfig),
-                     ("judge", JudgeConfig)):
+    for key, cls in (("task", TaskConfig), ("prompts", PromptsConfig), ("generation", SamplingConfig),
+                     ("eval (a list; each entry)", EvalConfig), ("judge", JudgeConfig), ("launcher", LauncherConfig)):
         lines += [f"### {key}: {cls.__name__}", "", _doc(cls), ""] + _table(cls, flags=False)
     kinds = "; ".join(f"`{kind}`: {', '.join(f'`{k}`' for k in keys) or 'no other key'}"
                       for kind, keys in JUDGE_KEYS.items())
@@ -106,6 +106,8 @@ def _default(field: dataclasses.Field) -> str:
         return "required"
     if dataclasses.is_dataclass(value):
         return "its defaults"
+    if isinstance(value, list) and value and all(dataclasses.is_dataclass(item) for item in value):
+        return f"{len(value)} entr{'y' if len(value) == 1 else 'ies'} with their defaults"
     return _escape(f"`{json.dumps(value)}`")
 
 

@@ -1,7 +1,7 @@
 """The one HTTP client of the judges: ``POST {base_url}/chat/completions`` on an OpenAI-compatible server.
 
 Both the endpoint judge (:mod:`cutalign.judges.endpoint`) and the pairwise evaluator
-(:class:`cutalign.eval.pairwise.EndpointPairwiseJudge`) send their requests through :class:`ChatClient`. A judge
+(:class:`cutalign.judges.pairwise.EndpointPairwiseJudge`) send their requests through :class:`ChatClient`. A judge
 server is outside the project's control, so the client bounds what one can do to a run:
 
 * **No credential forwarding.** Redirects are never followed (``follow_redirects=False``): any 3xx answer fails

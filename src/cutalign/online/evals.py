@@ -5,7 +5,7 @@ Three kinds (:class:`EvalConfig`); every answer is greedy (temperature 0), ``max
 * ``rule``: answers to ``size`` held-out prompts of the built-in task, scored by the rule judge: the pass rate with
   its 95% Wilson interval, and per constraint kind.
 * ``pairwise``: the win rate of the round's answers against ``reference`` answers, judged by ``judge`` (a local
-  ``model`` or an OpenAI-compatible ``endpoint``, :class:`cutalign.eval.pairwise.PairwiseJudgeConfig`) with
+  ``model`` or an OpenAI-compatible ``endpoint``, :class:`cutalign.judges.pairwise.PairwiseJudgeConfig`) with
   position swapping: the mean per-instruction score (win 1, tie 0.5, loss 0), a 95% interval, wins, losses and
   ties. ``reference`` is an AlpacaEval-format file (``[{"instruction", "output"}, ...]``: its instructions are the
   ones answered, and none of them is ever trained on) or ``round-0``: the starting model's answers to the run's
@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import UsageError
-from ..eval.pairwise import PairwiseJudgeConfig, build_pairwise_judge, validate_pairwise_judge, win_rate
+from ..judges.pairwise import PairwiseJudgeConfig, build_pairwise_judge, validate_pairwise_judge, win_rate
 from ..generation import instruction_text
 from ..tasks import pass_rate, wilson_interval
 
@@ -138,7 +138,7 @@ def needs_heldout(spec: EvalConfig) -> bool:
 def read_reference(spec: EvalConfig) -> list[dict]:
     """The reference records of a pairwise evaluation against a file, checked (:class:`UsageError` naming it)."""
     from ..data import DataError
-    from ..eval import read_records
+    from ..records import read_records
 
     try:
         records = read_records(spec.reference)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..generation import SamplingConfig, generate, instruction_text
+from .generation import SamplingConfig, generate, instruction_text
 
 
 def generate_records(model, tokenizer, prompts: list, *, generator: str, sampling: SamplingConfig | None = None,
@@ -29,7 +29,7 @@ def generate_records(model, tokenizer, prompts: list, *, generator: str, samplin
 
 def read_records(path) -> list[dict]:
     """Read an AlpacaEval-format outputs file, checking every record has ``instruction`` and ``output``."""
-    from ..data import DataError
+    from .data import DataError
 
     path = Path(path)
     if not path.is_file():

@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from ..data.templates import plain_prompt
-from ..judges.base import read_prompt_template
-from ..judges.config import check_model, check_prompt_template
-from ..judges.http import DEFAULT_MAX_RESPONSE_BYTES, ChatClient
+from .base import read_prompt_template
+from .config import check_model, check_prompt_template
+from .http import DEFAULT_MAX_RESPONSE_BYTES, ChatClient
 
 COMPARE_PROMPT_FILE = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "pairwise.txt"
 COMPARE_PROMPT = read_prompt_template(COMPARE_PROMPT_FILE)
