@@ -99,3 +99,153 @@ def test_bootstrap_rejects_unpaired_input():
         stats.paired_bootstrap([1, 0], [1])
     with pytest.raises(ValueError):
         stats.paired_bootstrap([1, 0], [1, 0], clusters=["a"])
+
+
+# --- the benchmark's data: prompt sets, content variants, the noisy judge -------------------------------------
+
+import judgments  # noqa: E402
+from cutalign.tasks import parse_constraints, rule_judge  # noqa: E402
+
+KINDS = ("no_commas", "include_keyword", "max_words")
+
+
+def judged_rows(responses=("Hello, world, this is it.", "A plain answer with no comma in it at all.")):
+    prompts = judgments.prompt_set("train", 6, KINDS, seed=0)
+    rows = []
+    for i, prompt in enumerate(prompts):
+        response = responses[i % len(responses)]
+        rows.append({"prompt": prompt, "completion": response, "judgment": rule_judge(prompt, response), "id": str(i)})
+    return rows
+
+
+def test_prompt_set_has_one_and_two_constraint_halves():
+    prompts = judgments.prompt_set("heldout", 8, KINDS, seed=0, phrasings="all")
+    counts = [len(parse_constraints(p)) for p in prompts]
+    assert counts == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert {c.kind for p in prompts for c in parse_constraints(p)} <= set(KINDS)
+
+
+def test_generic_variant_replaces_only_negative_judgments():
+    rows = judged_rows()
+    generic = judgments.content_variant(rows, "generic", seed=0)
+    for before, after in zip(rows, generic):
+        if before["judgment"] is None:
+            assert after["judgment"] is None
+        else:
+            assert after["judgment"] == judgments.GENERIC_JUDGMENT
+        assert {k: v for k, v in after.items() if k != "judgment"} == {k: v for k, v in before.items()
+                                                                      if k != "judgment"}
+    assert rows[0]["judgment"] != judgments.GENERIC_JUDGMENT  # the input is not modified
+
+
+def test_shuffled_variant_moves_every_judgment_to_another_prompt():
+    rows = [{"prompt": f"p{i // 2}", "completion": "x y z", "judgment": f"j{i}", "id": str(i)} for i in range(8)]
+    rows.append({"prompt": "p9", "completion": "x y z", "judgment": None, "id": "good"})
+    shuffled = judgments.content_variant(rows, "shuffled", seed=3)
+    moved = [s["judgment"] for s in shuffled[:8]]
+    assert sorted(moved) == sorted(r["judgment"] for r in rows[:8])  # the same judgments, dealt again
+    for i, judgment in enumerate(moved):
+        source = int(judgment[1:])
+        assert source != i and rows[source]["prompt"] != rows[i]["prompt"]
+    assert shuffled[8]["judgment"] is None
+    assert judgments.content_variant(rows, "shuffled", seed=3) == shuffled  # seeded
+
+
+def test_content_variant_rejects_unknown_names():
+    with pytest.raises(ValueError):
+        judgments.content_variant(judged_rows(), "noisy", seed=0)
+
+
+def test_noisy_judge_without_noise_is_the_rule_judge():
+    rows = judged_rows()
+    judge = judgments.NoisyRuleJudge(miss=0.0, false_flag=0.0, seed=0)
+    assert judge([r["prompt"] for r in rows], [r["completion"] for r in rows]) == [r["judgment"] for r in rows]
+
+
+def test_noisy_judge_always_wrong_misses_every_violation_and_flags_every_good_answer():
+    judge = judgments.NoisyRuleJudge(miss=1.0, false_flag=1.0, seed=0)
+    for row in judged_rows():
+        noisy = judge.judge(row["prompt"], row["completion"])
+        if row["judgment"] is None:
+            blamed = [c.sentence() for c in parse_constraints(row["prompt"])]
+            assert noisy is not None and any(sentence in noisy for sentence in blamed)
+        else:
+            assert noisy is None
+
+
+def test_noisy_judge_rates_and_determinism():
+    prompts = judgments.prompt_set("train", 200, KINDS, seed=1)
+    bad, good = "Hello, world, this is it.", "fine"  # "fine" is too short: a violation for every prompt
+    judge = judgments.NoisyRuleJudge(miss=0.2, false_flag=0.1, seed=5)
+    missed = sum(judge.judge(p, good) is None for p in prompts)
+    assert 20 <= missed <= 60  # 200 draws at 0.2: mean 40, sd 5.7
+    assert [judge.judge(p, bad) for p in prompts] == [judge.judge(p, bad) for p in prompts]
+    other = judgments.NoisyRuleJudge(miss=0.2, false_flag=0.1, seed=6)
+    assert [judge.judge(p, good) for p in prompts] != [other.judge(p, good) for p in prompts]
+
+
+def test_rejudged_keeps_rows_and_changes_judgments():
+    rows = judged_rows()
+    again = judgments.rejudged(rows, lambda instructions, responses: ["bad"] * len(instructions))
+    assert [r["judgment"] for r in again] == ["bad"] * len(rows)
+    assert [r["completion"] for r in again] == [r["completion"] for r in rows]
+
+
+# --- the flag analysis's evidence -------------------------------------------------------------------------------
+
+import flag_analysis  # noqa: E402
+
+
+def test_evidence_spans_and_tokens():
+    judgment = "Expected no commas, yet the answer uses 2 commas: 'Hello, world', 'world, this'."
+    spans = flag_analysis.evidence_spans(judgment)
+    assert spans == ["Hello, world", "world, this"]
+    assert flag_analysis.is_evidence(",", spans) and flag_analysis.is_evidence(" world", spans)
+    assert not flag_analysis.is_evidence(" answer", spans) and not flag_analysis.is_evidence("  ", spans)
+    assert flag_analysis.evidence_spans(None) == []
+
+
+# --- the report -------------------------------------------------------------------------------------------------
+
+import mini_paper_report as report_module  # noqa: E402
+
+
+def fake_cell(method, seed, passed, variant="rule", words=10.0):
+    n = len(passed)
+    half = n // 2
+    task = {"pass_rate": sum(passed) / n, "n": n,
+            "per_kind": {"no_commas": {"pass_rate": sum(passed) / n, "n": n}},
+            "per_phrasing": {"seen": {"pass_rate": sum(passed[:half]) / half, "n": half},
+                             "unseen": {"pass_rate": sum(passed[half:]) / (n - half), "n": n - half}}}
+    return {"method": method, "variant": variant, "seed": seed, "passed": passed, "task": task, "train_seconds": 1.0,
+            "guard": {"heldout_logp": -1.0, "mean_words": words, "distinct_2": 0.5}, "flagged_fraction_logged": [0.2]}
+
+
+def test_report_pools_seeds_and_tests_pairs_by_hand():
+    results = [fake_cell("base", 0, [False] * 4)]
+    for seed in (0, 1):
+        results.append(fake_cell("cut-best", seed, [True, True, True, False]))
+        results.append(fake_cell("sft-positive", seed, [False, True, False, False]))
+    best = report_module.cells(results, "cut-best")
+    sft = report_module.cells(results, "sft-positive")
+    # Per seed cut-best alone passes items 0 and 2: 4 discordant pairs one way, none the other; p = 2 / 2**4.
+    test = report_module.paired(best, sft, prompts=4)
+    assert (test["only_a"], test["only_b"]) == (4, 0)
+    assert test["mcnemar_p"] == pytest.approx(0.125) and test["diff"] == pytest.approx(0.5)
+    # The base cell serves every seed.
+    assert set(report_module.cells(results, "base")) == {0} and report_module.paired(
+        best, {s: results[0] for s in (0, 1)}, prompts=4)["only_a"] == 6
+    pooled = report_module.pooled(best)
+    assert pooled["pass_rate"] == 0.75 and pooled["n"] == 8 and pooled["seen"] == 1.0 and pooled["unseen"] == 0.5
+    text = report_module.report(results, {}, {}, ["p"] * 4, "cmd", "setup")
+    assert "| sft-positive | 0.250 |" in text and "| 4/0 | 0.125 |" in text
+
+
+def test_report_content_section_appears_with_its_cells():
+    results = [fake_cell("base", 0, [False] * 4)]
+    for variant, passed in (("rule", [True] * 4), ("generic", [True, True, False, False]),
+                            ("shuffled", [True, False, False, False])):
+        results.append(fake_cell("cut-best", 0, passed, variant=variant))
+    text = report_module.report(results, {}, {}, ["p"] * 4, "cmd", "setup")
+    assert "Judgment content" in text and "| (b) generic judgment | 0.500 |" in text
+    assert "| (c) shuffled judgments | 0.250 | " in text and "| 3/0 | 0.25 |" in text
