@@ -50,7 +50,7 @@ from judgments import (  # noqa: E402
     rejudged,
     sample_and_judge,
 )
-from mini_paper_report import report  # noqa: E402
+from mini_paper_report import chart, report  # noqa: E402
 
 from cutalign.baselines import METHODS  # noqa: E402
 from cutalign.eval import generate_records, guard_metrics, task_accuracy  # noqa: E402
@@ -290,6 +290,8 @@ def main(argv=None) -> int:
              f"{machine()}{' + GPU' if torch.cuda.is_available() else ''}.")
     text = report(results, data, flags, heldout, command, setup)
     write_text(out / "mini_paper.md", text)
+    chart(results, out / "mini_paper.png", f"{len(train_prompts)}x{scale['samples']} judged samples, "
+          f"{len(heldout)} held-out prompts, seeds {','.join(map(str, seeds))}")
     write_json(out / "mini_paper.json", [{k: v for k, v in r.items() if k != "outputs"} for r in results])
     print(text)
     return 0

@@ -177,3 +177,30 @@ def _flag_table(flags: dict[int, dict]) -> str:
         rows.append([name, *(f"{mean[k]:.3f}" for k in keys), f"{mean['evidence_fraction']:.3f}"])
     return table(["judgments", "flagged fraction", "mean r_t", "flags on evidence", "evidence flagged",
                   "overlap with specific (Jaccard)", "evidence share of tokens"], rows)
+
+
+def chart(results: list[dict], path, title: str) -> None:
+    """A bar chart of the pooled pass rate of every (method, variant) with its Wilson interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(dict.fromkeys((r["method"], "rule" if r["method"] == "base" else r["variant"]) for r in results))
+    names, rates, low, high = [], [], [], []
+    for method, variant in keys:
+        p = pooled(cells(results, method, variant))
+        names.append(method if variant == "rule" else f"{method} ({variant})")
+        rates.append(p["pass_rate"])
+        low.append(p["pass_rate"] - p["ci"][0])
+        high.append(p["ci"][1] - p["pass_rate"])
+    colors = ["#888888" if n == "base" else "#d95f02" if n.startswith("cut") else "#1b9e77" for n in names]
+    figure, axis = plt.subplots(figsize=(max(6, 0.7 * len(names)), 4))
+    axis.bar(range(len(names)), rates, yerr=[low, high], capsize=3, color=colors)
+    axis.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
+    axis.set_ylabel("held-out pass rate (95% Wilson CI)")
+    axis.set_ylim(0, 1)
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

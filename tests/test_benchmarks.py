@@ -249,3 +249,10 @@ def test_report_content_section_appears_with_its_cells():
     text = report_module.report(results, {}, {}, ["p"] * 4, "cmd", "setup")
     assert "Judgment content" in text and "| (b) generic judgment | 0.500 |" in text
     assert "| (c) shuffled judgments | 0.250 | " in text and "| 3/0 | 0.25 |" in text
+
+
+def test_chart_writes_a_png(tmp_path):
+    results = [fake_cell("base", 0, [False] * 4), fake_cell("cut-best", 0, [True] * 4),
+               fake_cell("cut-best", 0, [True, False, True, False], variant="generic")]
+    report_module.chart(results, tmp_path / "c.png", "title")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
