@@ -1,27 +1,30 @@
-"""The mini-paper benchmark: every method trained on the same judged data, evaluated on the same held-out prompts.
+"""The mini-paper benchmark (v2): every method trained on the same judged data, over several seeds, evaluated on the
+same held-out prompts, with paired significance tests, plus the judgment-content and noisy-judge comparisons.
 
-    python benchmarks/mini_paper.py                 # CPU default: 1 seed, every method (about 27 min on 2 cores);
-                                                    # updates the table and chart in README.md
-    python benchmarks/mini_paper.py --ablations     # the same plus the CUT ablations (about 50 min)
-    python benchmarks/mini_paper.py --quick         # a few-minute smoke run
-    python benchmarks/mini_paper.py --scale gpu     # more prompts, more seeds, every constraint kind
+    python benchmarks/mini_paper.py                  # the main comparison: 10 methods x 3 seeds (CPU scale)
+    python benchmarks/mini_paper.py --content        # + CUT-best on generic and on shuffled judgments
+    python benchmarks/mini_paper.py --noisy          # + the competitive methods under a noisy judge
+    python benchmarks/mini_paper.py --ablations      # + the CUT λ/α/loss-mix ablations (v1's)
+    python benchmarks/mini_paper.py --quick          # a few-minute smoke run (tiny sizes, one seed)
+    python benchmarks/mini_paper.py --scale gpu      # more prompts, every constraint kind
 
-Protocol (fixed for every method):
+Protocol (the same for every method):
 
-1. Training data, per seed, cached in ``<out>/cache/``: ``--samples`` sampled responses (temperature 0.8) of the
-   embedded SmolLM2-135M-Instruct to each of ``--train-prompts`` training prompts of the built-in task, judged by
-   the rule judge. Every method trains on exactly these rows. Two samples per prompt (not one) so that DPO finds
-   prompts with a good and a bad response to pair.
-2. Training: LoRA (r=16, alpha=32, q/v/gate/up/down projections), AdamW, the same constant learning rate, epochs
-   and batch size for every method (DPO and KTO included: beta 0.1), chat template, no gradient checkpointing. (A
-   first try at 3e-4 with linear decay and one epoch left both SFT baselines at the base model's pass rate.)
-3. Evaluation: greedy answers to the held-out prompts (base instructions never seen in training); pass rate of the
-   rule judge with a Wilson interval, and the guard: held-out log-likelihood of the base model's greedy answers to
-   the held-out base instructions without constraints, mean length in words, distinct-1/2.
+1. Prompts: ``--kinds`` constraint kinds the base model sometimes satisfies; half of the prompts carry one
+   constraint, half two. Held-out prompts use held-out base instructions and both seen and unseen phrasings.
+2. Training data, per seed (cached in ``<out>/cache/``): ``--samples`` sampled answers (temperature 0.8) of the
+   embedded SmolLM2-135M-Instruct per training prompt, judged by the rule judge. Every method trains on exactly
+   these rows; the content and noise variants change only the judgments (``benchmarks/judgments.py``).
+3. Training: LoRA (r = 16 on q/v/gate/up/down), AdamW, constant learning rate 5e-4, one epoch, batch 4, for every
+   method (DPO and KTO: beta 0.1).
+4. Evaluation: greedy answers to the held-out prompts; rule-judge pass rate (overall, per kind, per seen/unseen
+   phrasing), the guard (held-out log-likelihood of the base model's answers to unconstrained held-out
+   instructions, mean words, distinct-n), and paired tests of CUT-best against every other method
+   (``benchmarks/stats.py``; report in ``benchmarks/mini_paper_report.py``).
 
-Results of each (method, seed) are cached as JSON in ``<out>/runs/``, so an interrupted run resumes. The table
-(``<out>/mini_paper.md``) pools the held-out answers of all seeds for the pass rate and its Wilson interval (the
-seeds reuse the same prompts, so the interval is optimistic about seed variance: per-seed values are listed too).
+Each (method, data variant, seed) cell is cached as JSON in ``<out>/runs/``: an interrupted run resumes, and runs
+of different seeds can go in parallel processes (``--seeds 0`` and ``--seeds 1``) and be reported together
+afterwards (``--seeds 0,1``: every cell is found in the cache).
 """
 
 from __future__ import annotations
@@ -37,144 +40,122 @@ from pathlib import Path
 
 import torch
 
-from cutalign.baselines import METHODS
-from cutalign.eval import generate_records, guard_metrics, task_accuracy
-from cutalign.generation import SamplingConfig, generate
-from cutalign.io import write_json, write_text
-from cutalign.judges import RuleJudge
-from cutalign.models import load_model, load_tokenizer
-from cutalign.tasks import base_instructions, task_prompts, wilson_interval
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine, model_dir  # noqa: E402
+from judgments import (  # noqa: E402
+    NoisyRuleJudge,
+    content_variant,
+    prompt_set,
+    rejudged,
+    sample_and_judge,
+)
+from mini_paper_report import chart, report  # noqa: E402
+
+from cutalign.baselines import METHODS  # noqa: E402
+from cutalign.eval import generate_records, guard_metrics, task_accuracy  # noqa: E402
+from cutalign.generation import SamplingConfig, generate  # noqa: E402
+from cutalign.io import write_json, write_text  # noqa: E402
+from cutalign.tasks import base_instructions, rule_judge  # noqa: E402
 
 LORA_TARGETS = ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]
 
-# CUT recipes: CUTConfig keywords. "cut-reference" is the paper's online setting; the others are the variants and
-# ablations the analysis asks for. positive_ratio -1 keeps every positive (the reference keeps 0.25 x negatives).
+# CUT recipes (CUTConfig keywords). "cut-best" is the "p+ul" mix (Align-P MLE + unlikelihood on flagged tokens,
+# λ = 1.1, α = 1), chosen from v1 before any v2 run: the highest pass rate whose guard stayed near the base model
+# (λ = 1.0 scored higher but cost most of the held-out log-likelihood). positive_ratio -1 keeps every positive.
 REFERENCE = dict(threshold=1.1, alpha=1.0, reduction="reference", positive_ratio=0.25)
-CUT_RECIPES = {
-    "cut-reference": REFERENCE,
-    "cut-p+ul": dict(threshold=1.1, alpha=1.0, reduction="normalized", positive_ratio=-1, align_n_weight=0.0,
-                     unflagged_weight=0.0),
-}
-# The ablations: λ and α around the demo mix; the reference mix without its unlikelihood term and with every positive.
+CUT_BEST = dict(threshold=1.1, alpha=1.0, reduction="normalized", positive_ratio=-1, align_n_weight=0.0,
+                unflagged_weight=0.0)
+CUT_RECIPES = {"cut-reference": REFERENCE, "cut-best": CUT_BEST}
 ABLATIONS = {
-    **{f"cut-p+ul λ={t}": {**CUT_RECIPES["cut-p+ul"], "threshold": t} for t in (1.0, 1.2, 1.5)},
-    "cut-p+ul α=0.5": {**CUT_RECIPES["cut-p+ul"], "alpha": 0.5},
+    **{f"cut-best λ={t}": {**CUT_BEST, "threshold": t} for t in (1.0, 1.2, 1.5)},
+    "cut-best α=0.5": {**CUT_BEST, "alpha": 0.5},
     "cut-reference no UL": {**REFERENCE, "alpha": 0.0},
-    "cut-reference all positives": {**REFERENCE, "positive_ratio": -1},
 }
-BASELINES = METHODS
+MAIN_METHODS = ["base", *METHODS, *CUT_RECIPES]
+NOISY_METHODS = ["sft-positive", "dpo", "kto", "cut-best"]
+"""Under the noisy judge: the methods that learned the constraint in v1 (the others did not, with a clean judge)."""
+
+DEFAULT_KINDS = ("no_commas", "include_keyword", "avoid_word", "max_words", "bullet_points")
+"""Kinds the base model sometimes satisfies (v1's six-kind runs: 0.1-0.75 each; lowercase 0 and left out), so
+there are good answers to imitate and pairs to prefer, and that fit in 64 new tokens."""
 
 SCALES = {
-    # train prompts, samples per prompt, held-out prompts (None: all), constraint kinds, new tokens, seeds
-    "quick": dict(train_prompts=32, samples=2, heldout=24, kinds=("no_commas",), new_tokens=32, seeds=(0,),
-                  epochs=1),
-    "cpu": dict(train_prompts=64, samples=2, heldout=48, kinds=("no_commas",), new_tokens=64, seeds=(0,),
+    # train prompts, samples per prompt, held-out prompts, kinds (None: all), new tokens, seeds, epochs
+    "quick": dict(train_prompts=12, samples=2, heldout=12, kinds=DEFAULT_KINDS, new_tokens=32, seeds=(0,), epochs=1),
+    "cpu": dict(train_prompts=48, samples=2, heldout=64, kinds=DEFAULT_KINDS, new_tokens=64, seeds=(0, 1, 2),
                 epochs=1),
-    "gpu": dict(train_prompts=1024, samples=2, heldout=None, kinds=None, new_tokens=128, seeds=(0, 1, 2),
-                epochs=2),
+    "gpu": dict(train_prompts=1024, samples=2, heldout=256, kinds=None, new_tokens=128, seeds=(0, 1, 2), epochs=2),
 }
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: 32 prompts, 1 seed, 1 epoch, no ablations")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 12 prompts, 1 seed, 32 new tokens")
     parser.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
-                        help="cpu: 64 prompts x 2 samples, 'no commas', 1 seed, 1 epoch (about 27 min on 2 cores); "
-                        "gpu: 1024 prompts, every constraint kind, 3 seeds, 2 epochs")
+                        help="cpu: 48 prompts x 2 samples, 5 kinds, 64 held-out prompts, 3 seeds; gpu: 1024 prompts, "
+                        "every kind, 256 held-out prompts, 3 seeds, 2 epochs")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: the scale's)")
+    parser.add_argument("--train-prompts", type=int, default=None, help="training prompts (default: the scale's)")
+    parser.add_argument("--heldout", type=int, default=None, help="held-out prompts (default: the scale's)")
+    parser.add_argument("--new-tokens", type=int, default=None, help="max new tokens (default: the scale's)")
+    parser.add_argument("--kinds", default=None, help="comma-separated constraint kinds (default: the scale's)")
     parser.add_argument("--methods", default=None,
-                        help="comma-separated subset of methods to run (default: all of the scale)")
-    parser.add_argument("--ablations", action="store_true", help="also run the CUT ablations (lambda, alpha, without "
-                        "the unlikelihood term, all positives): about 25 more minutes on 2 CPU cores")
-    parser.add_argument("--ablation-seeds", default="0", help="seeds the ablations run on (default: 0)")
-    parser.add_argument("--learning-rate", type=float, default=5e-4,
-                        help="learning rate of every method, constant (default 5e-4)")
+                        help=f"comma-separated subset of the main methods (default: all: {', '.join(MAIN_METHODS)})")
+    parser.add_argument("--content", action="store_true", help="judgment-content ablation: cut-best trained on "
+                        "generic and on shuffled judgments (the rule judge's are the main run's)")
+    parser.add_argument("--noisy", action="store_true", help=f"noisy judge (misses 20%% of violations, flags 10%% "
+                        f"of good answers): {', '.join(NOISY_METHODS)} trained on its judgments")
+    parser.add_argument("--ablations", action="store_true", help="the CUT ablations (λ, α, no unlikelihood)")
+    parser.add_argument("--learning-rate", type=float, default=5e-4, help="learning rate of every method (constant)")
     parser.add_argument("--batch-size", type=int, default=4, help="per-device batch size of every method")
-    parser.add_argument("--out", default="benchmarks/results", help="output directory")
-    parser.add_argument("--no-readme", action="store_true", help="do not copy the table and chart into README.md "
-                        "(quick runs never do)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores; on a "
+                        "machine shared with other jobs, 1 thread was 8x faster than 2)")
+    parser.add_argument("--out", default="benchmarks/results/mini_paper", help="output directory")
     return parser.parse_args(argv)
 
 
-def training_args(args, scale, seed, run_dir) -> dict:
-    return dict(output_dir=str(run_dir), learning_rate=args.learning_rate, num_train_epochs=scale["epochs"],
-                per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1, seed=seed,
-                lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, logging_steps=10,
-                save_strategy="no", report_to=[], disable_tqdm=True, gradient_checkpointing=False,
-                use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available())
+def lora_model(base_model):
+    from peft import LoraConfig, get_peft_model
 
-
-def lora_config():
-    from peft import LoraConfig
-
-    return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
-
-
-def judged_data(model, tokenizer, scale, seed, cache: Path) -> list[dict]:
-    """The sampled and judged training rows of one seed (cached)."""
-    path = cache / f"train-seed{seed}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    prompts = task_prompts("train", n=scale["train_prompts"], kinds=scale["kinds"], seed=0)
-    asked = [p for p in prompts for _ in range(scale["samples"])]
-    sampling = SamplingConfig(max_new_tokens=scale["new_tokens"], temperature=0.8, top_p=1.0, batch_size=32,
-                              seed=seed)
-    responses = generate(model, tokenizer, asked, sampling, description=f"sampling seed {seed}")
-    judgments = RuleJudge()(asked, responses)
-    rows = [{"prompt": p, "completion": r, "judgment": j, "id": f"s{seed}-{i}"}
-            for i, (p, r, j) in enumerate(zip(asked, responses, judgments)) if r.strip()]
-    write_json(path, rows)
-    return rows
-
-
-def references(model, tokenizer, scale, cache: Path) -> tuple[list[str], list[str]]:
-    """Held-out base instructions (no constraint) and the base model's greedy answers: the guard's references."""
-    path = cache / "guard-references.json"
-    if path.is_file():
-        value = json.loads(path.read_text())
-        return value["prompts"], value["references"]
-    prompts = [b.text for b in base_instructions("heldout")][:48]
-    answers = generate(model, tokenizer, prompts, SamplingConfig(max_new_tokens=scale["new_tokens"], batch_size=16),
-                       description="guard references")
-    keep = [(p, a) for p, a in zip(prompts, answers) if a.strip()]
-    write_json(path, {"prompts": [p for p, _ in keep], "references": [a for _, a in keep]})
-    return [p for p, _ in keep], [a for _, a in keep]
+    config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+    return get_peft_model(copy.deepcopy(base_model), config)
 
 
 def train(method, base_model, tokenizer, rows, args, scale, seed, run_dir):
     """Train one method on a fresh LoRA over a copy of the base model; returns (model, details)."""
-    from peft import get_peft_model
-
-    # The LoRA wrap happens here, the same for every method.
-    model = get_peft_model(copy.deepcopy(base_model), lora_config())
-    targs = training_args(args, scale, seed, run_dir)
-    if method in CUT_RECIPES or method in ABLATIONS:
+    model = lora_model(base_model)
+    targs = dict(output_dir=str(run_dir), learning_rate=args.learning_rate, num_train_epochs=scale["epochs"],
+                 per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1, seed=seed,
+                 lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, logging_steps=5,
+                 save_strategy="no", report_to=[], disable_tqdm=True, gradient_checkpointing=False,
+                 use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available())
+    recipes = {**CUT_RECIPES, **ABLATIONS}
+    if method in recipes:
         from cutalign import CUTConfig, CUTTrainer
 
-        recipe = {**CUT_RECIPES, **ABLATIONS}[method]
-        config = CUTConfig(**targs, template="chat", max_length=1024, **recipe)
+        config = CUTConfig(**targs, template="chat", max_length=1024, **recipes[method])
         trainer = CUTTrainer(model, config, train_dataset=rows, processing_class=tokenizer)
         trainer.train()
-        report = trainer.data_reports["train"]
-        details = {"recipe": recipe, "trained_on": report["after_downsampling"]}
-        return trainer.model, details
+        logged = [e["flagged_fraction"] for e in trainer.state.log_history if "flagged_fraction" in e]
+        return trainer.model, {"recipe": recipes[method], "trained_on": trainer.data_reports["train"]["after_downsampling"],
+                               "flagged_fraction_logged": logged}
     from cutalign.baselines import train_baseline
 
     refine = None
     if method == "ilf":
-        sampling = SamplingConfig(max_new_tokens=scale["new_tokens"], batch_size=32)
+        sampling = SamplingConfig(max_new_tokens=scale["new_tokens"], batch_size=16)
 
         def refine(prompts):
             with model.disable_adapter():  # the untrained model refines, before any training
                 return generate(model, tokenizer, prompts, sampling, description="ILF refinements")
 
-    trainer = train_baseline(method, model, rows, tokenizer, training_args=targs,
-                             template="chat", refine=refine)
+    trainer = train_baseline(method, model, rows, tokenizer, training_args=targs, template="chat", refine=refine)
     return trainer.model, {"data": trainer.baseline_counts}
 
 
-def evaluate(model, tokenizer, method, scale, heldout, guard_prompts, guard_refs) -> dict:
+def evaluate(model, tokenizer, method, scale, heldout, guard) -> dict:
     transform = None
     if method == "coh":
         from cutalign.baselines import inference_prompt as transform
@@ -182,152 +163,136 @@ def evaluate(model, tokenizer, method, scale, heldout, guard_prompts, guard_refs
                                sampling=SamplingConfig(max_new_tokens=scale["new_tokens"], batch_size=16),
                                progress=False)
     outputs = [r["output"] for r in records]
-    return {
-        "task": task_accuracy(heldout, outputs),
-        "guard": guard_metrics(outputs, model, tokenizer, guard_prompts, guard_refs),
-        "outputs": records,
-    }
+    return {"task": task_accuracy(heldout, outputs), "guard": guard_metrics(outputs, model, tokenizer, *guard),
+            "passed": [rule_judge(p, o) is None for p, o in zip(heldout, outputs)], "outputs": records}
 
 
-def run_one(method, seed, base_model, tokenizer, rows, args, scale, heldout, guard, out: Path) -> dict:
-    path = out / "runs" / f"{method.replace(' ', '_').replace('=', '')}-seed{seed}.json"
+def run_cell(method, variant, seed, base_model, tokenizer, rows, args, scale, heldout, guard, out: Path) -> dict:
+    """One (method, data variant, seed) cell, from the cache when it is there. The base model is trained on nothing
+    and decodes greedily, so its cell is shared by every seed and variant."""
+    name = "base" if method == "base" else f"{method}@{variant}-seed{seed}"
+    path = out / "runs" / (name.replace(" ", "_").replace("=", "") + ".json")
     if path.is_file():
-        return json.loads(path.read_text())
+        return {**json.loads(path.read_text()), "seed": seed, "variant": variant}
     torch.manual_seed(seed)
     random.seed(seed)
     start = time.perf_counter()
     if method == "base":
         model, details, train_s = base_model, {}, 0.0
     else:
-        model, details = train(method, base_model, tokenizer, rows, args, scale, seed, out / "tmp" / method)
+        model, details = train(method, base_model, tokenizer, rows, args, scale, seed, out / "tmp" / name)
         train_s = time.perf_counter() - start
-    result = {"method": method, "seed": seed, "train_seconds": train_s, **details,
-              **evaluate(model, tokenizer, method, scale, heldout, *guard)}
+    result = {"method": method, "variant": variant, "seed": seed, "train_seconds": train_s, **details,
+              **evaluate(model, tokenizer, method, scale, heldout, guard)}
     result["eval_seconds"] = time.perf_counter() - start - train_s
     write_json(path, result)
-    print(f"[{time.strftime('%H:%M:%S')}] {method} seed {seed}: pass {result['task']['pass_rate']:.3f} "
-          f"train {train_s:.0f}s", flush=True)
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: pass {result['task']['pass_rate']:.3f} train {train_s:.0f}s "
+          f"eval {result['eval_seconds']:.0f}s", flush=True)
     return result
 
 
-def summarize(results: list[dict], order: list[str]) -> list[dict]:
-    """One row per method: pooled pass rate + Wilson interval, per-seed pass rates, mean guard metrics and time."""
-    table = []
-    for method in order:
-        runs = [r for r in results if r["method"] == method]
-        if not runs:
-            continue
-        n = sum(r["task"]["n"] for r in runs)
-        passed = sum(round(r["task"]["pass_rate"] * r["task"]["n"]) for r in runs)
-        mean = lambda key: sum(r["guard"][key] for r in runs) / len(runs)  # noqa: E731
-        table.append({
-            "method": method, "pass_rate": passed / n, "ci": wilson_interval(passed, n), "n": n,
-            "per_seed": [round(r["task"]["pass_rate"], 3) for r in sorted(runs, key=lambda r: r["seed"])],
-            "heldout_logp": mean("heldout_logp"), "mean_words": mean("mean_words"),
-            "distinct_2": mean("distinct_2"), "train_seconds": sum(r["train_seconds"] for r in runs) / len(runs),
-        })
-    return table
+def size_tag(scale: dict, kinds) -> str:
+    """The results folder of one set of sizes, so that cells of different sizes never mix in one cache."""
+    import hashlib
+
+    digest = hashlib.sha256(",".join(kinds).encode()).hexdigest()[:6]
+    return (f"p{scale['train_prompts']}x{scale['samples']}-h{scale['heldout']}-t{scale['new_tokens']}"
+            f"-e{scale['epochs']}-k{len(kinds)}{digest}")
 
 
-def markdown(table: list[dict], title: str) -> str:
-    lines = [f"### {title}", "",
-             "| method | pass rate | 95% CI | per seed | held-out logp/token | mean words | distinct-2 | train s |",
-             "|---|---|---|---|---|---|---|---|"]
-    for row in table:
-        lines.append(
-            f"| {row['method']} | {row['pass_rate']:.3f} | [{row['ci'][0]:.2f}, {row['ci'][1]:.2f}] | "
-            f"{', '.join(f'{v:.2f}' for v in row['per_seed'])} | {row['heldout_logp']:.3f} | "
-            f"{row['mean_words']:.1f} | {row['distinct_2']:.2f} | {row['train_seconds']:.0f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def chart(table: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [row["method"] for row in table]
-    rates = [row["pass_rate"] for row in table]
-    errors = [[r - row["ci"][0] for r, row in zip(rates, table)], [row["ci"][1] - r for r, row in zip(rates, table)]]
-    colors = ["#888888" if n == "base" else "#d95f02" if n.startswith("cut") else "#1b9e77" for n in names]
-    figure, axis = plt.subplots(figsize=(max(6, 0.7 * len(names)), 4))
-    axis.bar(range(len(names)), rates, yerr=errors, capsize=3, color=colors)
-    axis.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
-    axis.set_ylabel("held-out pass rate (95% Wilson CI)")
-    axis.set_ylim(0, 1)
-    axis.set_title(title, fontsize=10)
-    figure.tight_layout()
-    temporary = path.with_suffix(".tmp.png")
-    figure.savefig(temporary, dpi=120)
-    plt.close(figure)
-    os.replace(temporary, path)
-
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-MARKERS = ("<!-- mini-paper:start -->", "<!-- mini-paper:end -->")
-
-
-def update_readme(text: str, chart_path: Path, command: str) -> None:
-    """Put the tables and the chart between the README's mini-paper markers; the chart goes to docs/."""
-    import shutil
-
-    readme = README.read_text(encoding="utf-8")
-    start, end = readme.index(MARKERS[0]) + len(MARKERS[0]), readme.index(MARKERS[1])
-    shutil.copyfile(chart_path, README.parent / "docs" / "mini_paper.png")
-    block = f"\n\n`{command}`\n\n{text}\n![mini-paper chart](docs/mini_paper.png)\n\n"
-    write_text(README, readme[:start] + block + readme[end:])
+def cached(path: Path, make):
+    """The JSON at ``path``, or ``make()`` written there first."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = make()
+    write_json(path, value)
+    return value
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     scale = dict(SCALES["quick" if args.quick else args.scale])
+    for key in ("train_prompts", "heldout", "new_tokens"):
+        if getattr(args, key) is not None:
+            scale[key] = getattr(args, key)
+    if args.kinds:
+        scale["kinds"] = tuple(k.strip() for k in args.kinds.split(","))
     seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else scale["seeds"]
-    methods = ["base", *BASELINES, *CUT_RECIPES]
-    if args.methods:
-        methods = [m.strip() for m in args.methods.split(",")]
-        unknown = [m for m in methods if m not in ("base", *BASELINES, *CUT_RECIPES, *ABLATIONS)]
-        if unknown:
-            print(f"error: unknown method(s) {unknown}", file=sys.stderr)
-            return 2
-    ablations = list(ABLATIONS) if args.ablations and not (args.quick or args.methods) else []
-    ablation_seeds = [s for s in (int(x) for x in args.ablation_seeds.split(",")) if s in seeds]
-    out = Path(args.out) / ("quick" if args.quick else "")
+    methods = [m.strip() for m in args.methods.split(",")] if args.methods else list(MAIN_METHODS)
+    unknown = [m for m in methods if m not in MAIN_METHODS]
+    if unknown:
+        print(f"error: unknown method(s) {unknown}; expected some of {', '.join(MAIN_METHODS)}", file=sys.stderr)
+        return 2
+    from cutalign.tasks import KINDS
+
+    kinds = scale["kinds"] or KINDS
+    out = Path(args.out) / size_tag(scale, kinds)
     (out / "cache").mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(min(os.cpu_count() or 1, 16))
+    torch.set_num_threads(args.threads or min(os.cpu_count() or 1, 16))
 
     started = time.perf_counter()
-    tokenizer = load_tokenizer("default")
-    base_model = load_model("default")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir())
+    base_model = AutoModelForCausalLM.from_pretrained(model_dir())
     if torch.cuda.is_available():
         base_model = base_model.to("cuda")
-    heldout = task_prompts("heldout", n=scale["heldout"], kinds=scale["kinds"], seed=0)
-    guard = references(base_model, tokenizer, scale, out / "cache")
-    results = []
-    for seed in seeds:
-        rows = judged_data(base_model, tokenizer, scale, seed, out / "cache")
-        negatives = sum(r["judgment"] is not None for r in rows)
-        print(f"seed {seed}: {len(rows)} judged responses, {negatives} negative", flush=True)
-        for method in methods + (ablations if seed in ablation_seeds else []):
-            results.append(run_one(method, seed, base_model, tokenizer, rows, args, scale, heldout, guard, out))
+    heldout = prompt_set("heldout", scale["heldout"], kinds, seed=0, phrasings="all")
+    train_prompts = prompt_set("train", scale["train_prompts"], kinds, seed=0)
 
-    kinds = ", ".join(scale["kinds"] or ("all kinds",))
-    title = (f"SmolLM2-135M-Instruct, {scale['train_prompts']}x{scale['samples']} judged samples ({kinds}), "
-             f"{len(heldout)} held-out prompts, seeds {','.join(map(str, seeds))}")
-    main_table = summarize(results, methods)
-    text = markdown(main_table, "Main comparison")
-    if ablations:
-        text += "\n" + markdown(summarize(results, ["cut-reference", "cut-p+ul", *ablations]),
-                                f"CUT ablations (seed {','.join(map(str, ablation_seeds))})")
-    text += (f"\n{title}. Wall time {time.perf_counter() - started:.0f} s on {os.cpu_count()} CPU core(s)"
-             f"{' + GPU' if torch.cuda.is_available() else ''}.\n")
-    (out / "mini_paper.md").write_text(text)
-    chart(main_table, out / "mini_paper.png", title)
+    def make_guard():
+        prompts = [b.text for b in base_instructions("heldout")][:48]
+        answers = generate(base_model, tokenizer, prompts, SamplingConfig(max_new_tokens=scale["new_tokens"]),
+                           description="guard references")
+        keep = [(p, a) for p, a in zip(prompts, answers) if a.strip()]
+        return {"prompts": [p for p, _ in keep], "references": [a for _, a in keep]}
+
+    guard_refs = cached(out / "cache" / "guard-references.json", make_guard)
+    guard = (guard_refs["prompts"], guard_refs["references"])
+    results, data, flags = [], {}, {}
+    for seed in seeds:
+        rows = cached(out / "cache" / f"train-seed{seed}.json", lambda: sample_and_judge(
+            base_model, tokenizer, train_prompts, scale["samples"], scale["new_tokens"], seed))
+        variants = {"rule": rows}
+        if args.content:
+            variants["generic"] = content_variant(rows, "generic", seed)
+            variants["shuffled"] = content_variant(rows, "shuffled", seed)
+        if args.noisy:
+            variants["noisy"] = rejudged(rows, NoisyRuleJudge(miss=0.2, false_flag=0.1, seed=seed))
+        data[seed] = variants
+
+        def cell(method, variant):
+            results.append(run_cell(method, variant, seed, base_model, tokenizer, variants[variant], args, scale,
+                                    heldout, guard, out))
+
+        for method in methods:
+            cell(method, "rule")
+        if args.content:
+            from flag_analysis import flag_report
+
+            content = {k: variants[k] for k in ("rule", "generic", "shuffled")}
+            flags[seed] = cached(out / "cache" / f"flags-seed{seed}.json",
+                                 lambda: flag_report(base_model, tokenizer, content, CUT_BEST["threshold"]))
+            for variant in ("generic", "shuffled"):
+                cell("cut-best", variant)
+        if args.noisy:
+            for method in NOISY_METHODS:
+                cell(method, "noisy")
+        if args.ablations:
+            for method in ABLATIONS:
+                cell(method, "rule")
+
+    command = " ".join(["python benchmarks/mini_paper.py", *(argv if argv is not None else sys.argv[1:])])
+    setup = (f"SmolLM2-135M-Instruct; {len(train_prompts)} training prompts x {scale['samples']} samples, "
+             f"{len(heldout)} held-out prompts (half with 1 constraint, half with 2; seen and unseen phrasings), "
+             f"kinds {', '.join(kinds)}; {scale['new_tokens']} new tokens; {scale['epochs']} epoch(s); "
+             f"seeds {','.join(map(str, seeds))}. This invocation: {time.perf_counter() - started:.0f} s wall on "
+             f"{machine()}{' + GPU' if torch.cuda.is_available() else ''}.")
+    text = report(results, data, flags, heldout, command, setup)
+    write_text(out / "mini_paper.md", text)
+    chart(results, out / "mini_paper.png", f"{len(train_prompts)}x{scale['samples']} judged samples, "
+          f"{len(heldout)} held-out prompts, seeds {','.join(map(str, seeds))}")
     write_json(out / "mini_paper.json", [{k: v for k, v in r.items() if k != "outputs"} for r in results])
-    if not (args.quick or args.no_readme):
-        command = " ".join(["python benchmarks/mini_paper.py", *(argv or sys.argv[1:])])
-        update_readme(text, out / "mini_paper.png", command)
     print(text)
     return 0
 
