@@ -71,7 +71,7 @@ def check_section(prompts: PromptsConfig, fail) -> None:
 def read_instructions(path, column: str | None, key: str) -> list[tuple[int, object]]:
     """``(row number, instruction)`` pairs of a file or ``save_to_disk`` directory; :class:`UsageError` naming
     ``key`` (the config key) and the row for anything that is not an instruction."""
-    from ..data.formats import _read_file  # the project's one reader of JSON/JSONL/CSV/Parquet, with row numbers
+    from ..data.files import read_file  # the project's one reader of JSON/JSONL/CSV/Parquet, with row numbers
     from ..data.schema import DataError
 
     path = Path(path)
@@ -84,7 +84,7 @@ def read_instructions(path, column: str | None, key: str) -> list[tuple[int, obj
                 raise UsageError(f"{key}: {path} holds a DatasetDict ({', '.join(data)}); save the split to use")
             rows = list(enumerate(data, start=1))
         else:
-            rows = _read_file(path, None)
+            rows = read_file(path)
     except DataError as error:
         raise UsageError(f"{key}: {error}") from None
     except (OSError, ValueError) as error:
