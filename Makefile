@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cutalign-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean help-pages
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+# The --help pages of train, baseline and train-judge, shipped so that --help answers without importing torch.
+help-pages: install
+	$(PY) -c "from cutalign.cli.shipped_help import write_pages; write_pages()"
 
 clean:
 	rm -rf $(VENV) demo-output

@@ -13,6 +13,7 @@ from conftest import make_model, make_tokenizer, tiny_examples
 
 from cutalign import __version__
 from cutalign.cli import COMMANDS, main, options
+from cutalign.cli.shipped_help import COMMANDS as HELP_PAGE_COMMANDS, help_page, live_help
 from cutalign.models import load_model
 
 
@@ -118,11 +119,12 @@ def test_help_documents_every_option():
 def test_version_and_help_do_not_load_torch():
     result = subprocess.run([sys.executable, "-m", "cutalign", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == f"cutalign {__version__}"
-    # The top-level help and the help of every command whose options do not include TrainingArguments (train,
-    # train-judge) or ModelConfig (baseline: cutalign.config imports transformers' TrainingArguments, hence torch).
+    # The top-level help and every command's: train, baseline and train-judge answer from their shipped pages
+    # (building their parser imports TrainingArguments, hence torch); the others build their parser.
     probe = ("import sys\nfrom cutalign.cli import main\n"
              "for argv in (['--help'], ['--version'], ['online', '--help'], ['demo', '--help'], "
-             "['annotate', '--help'], ['eval', '--help'], ['inspect', '--help'], ['export', '--help']):\n"
+             "['annotate', '--help'], ['eval', '--help'], ['inspect', '--help'], ['export', '--help'], "
+             "['train', '--help'], ['baseline', '-h'], ['train-judge', '--help']):\n"
              "    try:\n        main(argv)\n    except SystemExit as e:\n        assert e.code == 0, (argv, e.code)\n"
              "    loaded = [m for m in ('torch', 'transformers.training_args') if m in sys.modules]\n"
              "    assert not loaded, (argv, loaded)\n"
@@ -130,6 +132,25 @@ def test_version_and_help_do_not_load_torch():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("command", HELP_PAGE_COMMANDS)
+def test_shipped_help_pages_are_the_parsers_own(command, capsys):
+    """Each shipped --help page is what the command's parser prints now; a stale page, or one made with another
+    transformers version (then it would not be used), fails here: run `make help-pages`."""
+    page = help_page(command)
+    assert page is not None, f"cli/help/{command}.txt is missing or made with other versions: run make help-pages"
+    assert page == live_help(command), f"cli/help/{command}.txt is out of date: run make help-pages"
+    assert main([command, "--help"]) == 0 and capsys.readouterr().out == page
+
+
+def test_help_with_other_arguments_builds_the_parser(capsys, monkeypatch):
+    """Only a bare --help is answered from the page: with any other argument the parser runs (and, here, stops at
+    --help after reading the config), so a page never hides an error in the rest of the command line."""
+    monkeypatch.setattr("cutalign.cli.help_page", lambda command: pytest.fail("page used"))
+    with pytest.raises(SystemExit):
+        main(["train", "--help", "--threshold", "1.5"])
+    assert "--threshold" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ or malformed data file, a missing model) end as one ``error: ...`` line on stder
 traceback.
 
 Nothing here imports torch or transformers: ``cutalign --help`` answers at once, and each command imports what it
-needs when it runs.
+needs when it runs. The commands whose options include TrainingArguments (which imports torch) answer ``--help``
+from a page generated ahead (:mod:`cutalign.cli.shipped_help`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .. import __version__
 from ..errors import UsageError
 from . import annotate, baseline, demo, export, inspect, online, train, train_judge
 from . import eval as eval_command
+from .shipped_help import help_page
 
 COMMANDS = {
     "train": train,
@@ -62,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv[:position + 1])
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(name)s: %(message)s")
-        return COMMANDS[args.command].run(argv[position + 1:])
+        rest = argv[position + 1:]
+        page = help_page(args.command) if rest in (["--help"], ["-h"]) else None
+        if page is not None:  # the page as the parser would print it, without importing torch to build the parser
+            print(page, end="")
+            return 0
+        return COMMANDS[args.command].run(rest)
     except Exception as error:
         if not is_user_error(error):
             raise
