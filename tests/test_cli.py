@@ -421,3 +421,17 @@ def test_config_helper_errors(tmp_path, config, argv, message):
 def test_missing_config_file_is_a_usage_error(tmp_path):
     with pytest.raises(options.UsageError, match="nope.yaml: config file not found"):
         options.parse(["--config", str(tmp_path / "nope.yaml")], (Example,), prog="example", description="")
+
+
+def test_request_logs_of_the_http_client_only_with_verbose(monkeypatch):
+    """httpx logs each request at INFO, one line per judged or generated answer of the online loop: quiet unless
+    --verbose asks for debug messages."""
+    import logging
+
+    httpx_logger = logging.getLogger("httpx")
+    monkeypatch.setattr(httpx_logger, "level", logging.NOTSET)
+    for argv, level in ((["eval", "--help"], logging.WARNING), (["--verbose", "eval", "--help"], logging.NOTSET)):
+        httpx_logger.setLevel(logging.NOTSET)
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert httpx_logger.level == level, argv

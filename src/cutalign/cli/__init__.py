@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv[:position + 1])
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(name)s: %(message)s")
+        if not args.verbose:  # httpx logs every request at INFO: one line per judged or generated answer
+            logging.getLogger("httpx").setLevel(logging.WARNING)
         rest = argv[position + 1:]
         page = help_page(args.command) if rest in (["--help"], ["-h"]) else None
         if page is not None:  # the page as the parser would print it, without importing torch to build the parser
