@@ -46,6 +46,7 @@ def test_the_local_config_and_its_data():
     config = load_config("online-local-judge")
     assert config.rounds == 3 and config.generation.backend == "openai" and config.judge.kind == "endpoint"
     assert config.eval[0].kind == "pairwise" and config.eval[0].judge.kind == "endpoint"
+    assert [e.kind for e in config.eval] == ["pairwise", "rule"]  # a win rate and the built-in task's pass rate
     rows = [json.loads(line) for line in (DATA / "instructions.jsonl").read_text().splitlines()]
     instructions = [row["instruction"] for row in rows]
     assert len(instructions) >= 60 and len(set(instructions)) == len(instructions)
