@@ -30,7 +30,7 @@ TOLERANCE = 1e-9
 @dataclass
 class GuardConfig:
     """The ``guard:`` section: when a round counts as degraded, and how gently it is trained again (see
-    `cutalign.online.guard`). Absent: every round is kept, as without a guard."""
+    `cutalign.online.guard`). Absent: every round is kept."""
 
     eval: str | None = field(default=None, metadata={
         "help": "the evaluation whose headline score is watched (its name; default the first evaluation)"})
