@@ -20,7 +20,8 @@ GUARD = GuardConfig(eval="heldout", max_score_drop=0.1, max_length_drop=0.25, ma
 
 
 def rule_figures(rate: float, words: float, **kinds: float) -> dict:
-    return {"pass_rate": rate, "mean_words": words, "per_kind": {k: {"pass_rate": v, "n": 10} for k, v in kinds.items()}}
+    per_kind = {kind: {"pass_rate": value, "n": 10} for kind, value in kinds.items()}
+    return {"pass_rate": rate, "mean_words": words, "per_kind": per_kind}
 
 
 # (case, accepted, current, retrained, action, reasons)
