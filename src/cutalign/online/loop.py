@@ -523,6 +523,7 @@ def run_online(config: OnlineConfig, *, model=None, tokenizer=None, judge=None, 
         if stopped:
             print(f"stopped: {stopped}")
         if config.guard is not None:
-            print(f"accepted model: round {summary['accepted_round']} (guard on eval {config.guard.eval})")
+            print(f"accepted model: round {summary['accepted_round']} (the guard watches eval "
+                  f"{config.guard.eval or config.eval[0].name})")
         print(f"run directory: {run_dir} (chart: {chart})")
     return summary
