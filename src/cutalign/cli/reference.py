@@ -58,6 +58,7 @@ def _online_schema() -> list[str]:
     from ..generation import SamplingConfig
     from ..judges.config import JUDGE_KEYS, JudgeConfig
     from ..online.config import EvalConfig, LauncherConfig, OnlineConfig, PromptsConfig, TaskConfig
+    from ..online.guard import GuardConfig
 
     lines = ["## Online loop config (YAML)", "",
              "The file `cutalign online --config` reads (a path, or a shipped config's name: `online-rule`,",
@@ -68,7 +69,8 @@ def _online_schema() -> list[str]:
               "of [CUTConfig](#cutconfig) fields, except `output_dir` and `seed`, which the loop sets for each round.",
               ""]
     for key, cls in (("task", TaskConfig), ("prompts", PromptsConfig), ("generation", SamplingConfig),
-                     ("eval (a list; each entry)", EvalConfig), ("judge", JudgeConfig), ("launcher", LauncherConfig)):
+                     ("eval (a list; each entry)", EvalConfig), ("judge", JudgeConfig), ("launcher", LauncherConfig),
+                     ("guard", GuardConfig)):
         lines += [f"### {key}: {cls.__name__}", "", _doc(cls), ""] + _table(cls, flags=False)
     kinds = "; ".join(f"`{kind}`: {', '.join(f'`{k}`' for k in keys) or 'no other key'}"
                       for kind, keys in JUDGE_KEYS.items())

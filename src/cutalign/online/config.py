@@ -10,13 +10,14 @@
     eval: [{kind: rule, size: 48}]          # and/or pairwise, callable evaluations
     training: {learning_rate: 3.0e-4, align_n_weight: 0.0, unflagged_weight: 0.0}
     launcher: {accelerate_config: accelerate/ddp.yaml, num_processes: 2}   # absent: training in process
+    guard: {max_length_drop: 0.25}          # absent: every round is kept (cutalign.online.guard)
 
 Every section is optional except ``judge``; the shipped configs (``cutalign/configs/online-*.yaml``) show the full
 set of keys and docs/online.md describes each. ``model:`` is a :class:`cutalign.ModelConfig` and ``training:`` is a
 map of :class:`cutalign.CUTConfig` fields (any CUT setting or ``TrainingArguments`` field): the loop declares no
 training setting of its own. ``prompts:`` is :class:`cutalign.online.prompts.PromptsConfig`, ``eval:``
 a list of :class:`cutalign.online.evals.EvalConfig`, ``generation:`` a :class:`cutalign.generation.SamplingConfig`
-(with ``backend`` and ``server``).
+(with ``backend`` and ``server``), ``guard:`` a :class:`cutalign.online.guard.GuardConfig`.
 
 Relative paths of input files (``prompts.file``, ``prompts.heldout_file``, ``judge.prompt``, ``eval[].reference``,
 ``eval[].judge.prompt``, ``launcher.accelerate_config``) are read relative to the directory of the config file, so a
@@ -45,12 +46,13 @@ from ..io import read_yaml
 from ..generation import SamplingConfig
 from ..judges.config import JudgeConfig, check_model, validate_judge
 from .evals import ROUND_ZERO, EvalConfig, complete, eval_entries, needs_heldout, validate_evals
+from .guard import GuardConfig, validate_guard
 from .prompts import PromptsConfig, check_section
 
 NOT_SETTINGS = {"generation.seed": "each generation batch's seed is derived from the top-level seed"}
 """Fields of a section's dataclass that the loop sets itself: giving one in the config is an error."""
 
-RECORDED_WHEN_SET = {"generation.backend": "hf", "generation.server": None}
+RECORDED_WHEN_SET = {"generation.backend": "hf", "generation.server": None, "guard": None}
 """Keys left out of :meth:`OnlineConfig.to_dict` at these defaults, so a run that does not use them records the
 config as earlier versions did."""
 
@@ -100,6 +102,7 @@ class OnlineConfig:
     eval: list[EvalConfig] = field(default_factory=lambda: [complete(EvalConfig())])
     training: dict[str, Any] = field(default_factory=dict)  # CUTConfig fields; see cut_config()
     launcher: LauncherConfig | None = None  # None: each round trains in this process
+    guard: GuardConfig | None = None  # None: every round is kept; see cutalign.online.guard
 
     def to_dict(self) -> dict:
         """The config as plain data (``config.json``, the summary), without the fields the loop sets itself."""
@@ -108,9 +111,10 @@ class OnlineConfig:
             section, name = key.split(".")
             del raw[section][name]
         for key, default in RECORDED_WHEN_SET.items():
-            section, name = key.split(".")
-            if raw[section][name] == default:
-                del raw[section][name]
+            *section, name = key.split(".")
+            holder = raw[section[0]] if section else raw
+            if holder[name] == default:
+                del holder[name]
         return raw
 
     def cut_config(self, output_dir: str, seed: int, **loop_values) -> CUTConfig:
@@ -135,6 +139,8 @@ def config_from_dict(raw: dict, source: str = "config", base_dir: Path | None = 
     """Build and validate an :class:`OnlineConfig` from a mapping (as read from YAML). Relative input paths are
     taken relative to ``base_dir`` (the config file's directory) when given, else to the working directory."""
     config = _build(OnlineConfig, raw, source, "")
+    if config.guard is not None and config.guard.eval is None and config.eval:
+        config.guard.eval = config.eval[0].name  # recorded in config.json by name
     if base_dir is not None:
         resolve_paths(config, Path(base_dir))
     validate(config, source)
@@ -343,6 +349,8 @@ def validate(config: OnlineConfig, source: str = "config") -> None:
                      "prompts.heldout_file or prompts.heldout_size")
     if config.launcher is not None:
         validate_launcher(config, fail)
+    if config.guard is not None:
+        validate_guard(config.guard, [spec.name for spec in config.eval], fail)
     validate_judge(config.judge, fail)
 
 

@@ -13,6 +13,8 @@ Three kinds (:class:`EvalConfig`); every answer is greedy (temperature 0), ``max
 * ``callable``: ``function`` (``"module:function"``) called as ``function(instruction, response)`` for each answer
   to the run's held-out prompts, returning a number: the mean, with a 95% normal interval.
 
+Every kind also reports ``mean_words``, the answers' mean length in words (what the guard's length rule watches).
+
 The section is a list of evaluations, or a mapping of name to evaluation; each has a ``name`` (default: ``heldout``
 for rule, ``pairwise``, ``callable``; names must differ). The form of earlier versions, one mapping of
 ``size``/``max_new_tokens``/``batch_size``, still means one rule evaluation named ``heldout``, as it did.
@@ -172,6 +174,12 @@ def mean_interval(values: list[float]) -> tuple[float, list[float]]:
     return mean, [mean - half, mean + half]
 
 
+def mean_words(answers: list[str]) -> float:
+    """The answers' mean length in whitespace-separated words: shorter answers can pass a rule by saying less, so
+    every evaluation reports it (and the guard watches it)."""
+    return sum(len(a.split()) for a in answers) / len(answers) if answers else 0.0
+
+
 class Evaluator:
     """Runs a run's evaluations for one round. ``answer(index, prompts, spec, description)`` returns the greedy
     answers of round ``index``'s model (the loop's backend); ``heldout`` are the run's held-out prompts;
@@ -200,10 +208,12 @@ class Evaluator:
             score = pass_rate(instructions, answers)
             passed = round(score["pass_rate"] * score["n"])
             low, high = wilson_interval(passed, score["n"])
-            return {**score, "passed": passed, "ci95": [low, high], "responses": responses}
-        if spec.kind == "callable":
-            return self._callable(spec, instructions, answers, responses)
-        return self._pairwise(spec, index, instructions, answers, responses)
+            result = {**score, "passed": passed, "ci95": [low, high], "responses": responses}
+        elif spec.kind == "callable":
+            result = self._callable(spec, instructions, answers, responses)
+        else:
+            result = self._pairwise(spec, index, instructions, answers, responses)
+        return {**result, "mean_words": mean_words(answers)}
 
     def _callable(self, spec, instructions, answers, responses) -> dict:
         from ..judges import import_function

@@ -44,8 +44,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def train_settings(config, index: int, directory: Path, previous_adapter: Path, progress: bool) -> dict:
-    """The training config of round ``index`` for the ``cutalign train`` command (ModelConfig, data, CUTConfig)."""
+def train_settings(config, index: int, directory: Path, previous_adapter: Path, progress: bool,
+                   learning_rate: float | None = None) -> dict:
+    """The training config of round ``index`` for the ``cutalign train`` command (ModelConfig, data, CUTConfig);
+    ``learning_rate``, when given, replaces the config's (the guard's retraining)."""
     from .config import LOOP_TRAINING_DEFAULTS
 
     return {
@@ -60,6 +62,7 @@ def train_settings(config, index: int, directory: Path, previous_adapter: Path, 
         "disable_tqdm": not progress,
         "output_dir": str((directory / "trainer").resolve()),
         "seed": config.seed + index,
+        **({"learning_rate": learning_rate} if learning_rate is not None else {}),
     }
 
 
@@ -74,10 +77,11 @@ def launch_command(launcher, train_yaml: Path) -> list[str]:
     return command
 
 
-def launch_round(config, index: int, directory: Path, previous_adapter: Path, *, progress: bool) -> None:
+def launch_round(config, index: int, directory: Path, previous_adapter: Path, *, progress: bool,
+                 learning_rate: float | None = None) -> None:
     """Train round ``index`` with the launcher; leave ``adapter.tmp`` (the adapter) and ``train.json``."""
     train_yaml = directory / "train.yaml"
-    settings = train_settings(config, index, directory, previous_adapter, progress)
+    settings = train_settings(config, index, directory, previous_adapter, progress, learning_rate)
     write_text(train_yaml, yaml.safe_dump(settings, sort_keys=False))
     output = directory / "trainer"
     shutil.rmtree(output, ignore_errors=True)

@@ -18,6 +18,8 @@ Everything lives in one run directory, each file written atomically (:mod:`cutal
         adapter/             the LoRA adapter after this round's training
         train.json           the trainer's metrics (train.yaml and train.log too, with a launcher)
         eval.json            the evaluation named "heldout"; eval-<name>.json for each other one
+        guard.json           with guard:, the guard's decision (keep, retrain, rollback), written before it is
+                             acted on; retrain replaces adapter/, train.json and the evaluations
         report.json          the round's counts, metrics and phase times (the round is done)
       summary.json, pass_rate.png (evals.png when an evaluation is not a rule pass rate)
 
@@ -26,7 +28,8 @@ skipped; generation resumes at the first missing batch (each batch, and with the
 own seed, so the answers equal an uninterrupted run's); judging sends only rows without a judgment (and rows that
 failed); rows the server failed to answer are asked again while the round's data is not yet built; training
 restarts the round from the previous round's adapter with the same seed; an evaluation without its file runs
-again. No row is judged twice.
+again. No row is judged twice. With ``guard:``, a round whose decision (``guard.json``) is on disk repeats the
+action it names (discarding the first attempt, or copying the accepted adapter), which is idempotent, and goes on.
 
 Backends (``generation.backend``): ``hf`` generates with the model in this process; ``openai`` asks a server
 (:mod:`cutalign.online.backend`), which is told to load each round's adapter (under a name that holds the adapter's
@@ -54,7 +57,8 @@ from ..io import read_json, read_jsonl, write_json, write_jsonl, write_text
 from ..judges import HumanJudge, JudgeFailure, build_judge
 from .backend import GenerationFailure, ServerGenerator
 from .config import OnlineConfig
-from .evals import ROUND_ZERO, Evaluator, eval_file, headline, read_reference
+from .evals import HEADLINE, ROUND_ZERO, Evaluator, eval_file, headline, read_reference
+from .guard import KEEP, RETRAIN, ROLLBACK, decide
 from .prompts import PromptPool, TaskPrompts, prepare_prompts, task_heldout_prompts, task_round_prompts
 from .report import chart_name, round_markdown, summary_table, write_chart
 from .resume import check_run_config
@@ -66,9 +70,19 @@ JUDGE_BATCH = 16
 
 round_prompts = task_round_prompts  # the built-in task's prompts of a round
 
+GUARD_FILE = "guard.json"
+RETRAINED = 2
+"""``train.json``'s ``attempt`` after the guard's retraining: the first attempt's files are gone by then."""
+
 
 def round_dir(run_dir, index: int) -> Path:
     return Path(run_dir) / f"round-{index:02d}"
+
+
+def accepted_round(run_dir, index: int) -> int:
+    """The round whose model stands after round ``index``: the round itself, unless the guard rolled it back."""
+    path = round_dir(run_dir, index) / GUARD_FILE
+    return read_json(path)["accepted_round"] if path.exists() else index
 
 
 class OnlineRun:
@@ -268,12 +282,14 @@ class OnlineRun:
         write_jsonl(round_dir(self.run_dir, index) / "dataset.jsonl", dataset)
         return counts
 
-    def train_round(self, index: int, dataset: list[dict]) -> None:
-        """Train from round ``index - 1``'s adapter on ``dataset``; save ``train.json``, then the adapter."""
+    def train_round(self, index: int, dataset: list[dict], learning_rate: float | None = None) -> None:
+        """Train from round ``index - 1``'s adapter on ``dataset``; save ``train.json``, then the adapter.
+        ``learning_rate`` is the guard's retraining rate (``train.json`` then records it, with ``attempt: 2``)."""
         directory = round_dir(self.run_dir, index)
+        retrain = {} if learning_rate is None else {"attempt": RETRAINED, "learning_rate": learning_rate}
         if not dataset:
             logger.warning("round %d: nothing to train on; the adapter stays as it was", index)
-            write_json(directory / "train.json", {"skipped": "no training data"})
+            write_json(directory / "train.json", {"skipped": "no training data", **retrain})
             tmp = directory / "adapter.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(round_dir(self.run_dir, index - 1) / "adapter", tmp)
@@ -283,7 +299,9 @@ class OnlineRun:
             from .launcher import launch_round
 
             launch_round(self.config, index, directory, round_dir(self.run_dir, index - 1) / "adapter",
-                         progress=self.progress)
+                         progress=self.progress, learning_rate=learning_rate)
+            if retrain:
+                write_json(directory / "train.json", {**read_json(directory / "train.json"), **retrain})
             (directory / "adapter.tmp").replace(directory / "adapter")
             shutil.rmtree(directory / "trainer", ignore_errors=True)
             return
@@ -292,12 +310,13 @@ class OnlineRun:
         self.use_round(index - 1)
         # Positives were down-sampled when the round's dataset was written (build_dataset): train on all of it.
         args = self.config.cut_config(output_dir=str(directory / "trainer"), seed=self.config.seed + index,
-                                      positive_ratio=-1, disable_tqdm=not self.progress)
+                                      positive_ratio=-1, disable_tqdm=not self.progress,
+                                      **({"learning_rate": learning_rate} if retrain else {}))
         trainer = CUTTrainer(self.model, args, train_dataset=dataset, processing_class=self.tokenizer,
                              callbacks=self.callbacks)
         self.model_round = None  # mid-training: the weights match no saved round
         result = trainer.train()
-        write_json(directory / "train.json", {**result.metrics, "log_history": trainer.state.log_history})
+        write_json(directory / "train.json", {**result.metrics, "log_history": trainer.state.log_history, **retrain})
         self.save_adapter(index)
         shutil.rmtree(directory / "trainer", ignore_errors=True)
 
@@ -316,8 +335,77 @@ class OnlineRun:
     def _timed(self, name: str, function, *args):
         started = time.monotonic()
         value = function(*args)
-        self.times[name] = round(time.monotonic() - started, 2)
+        self.times[name] = round(self.times.get(name, 0) + time.monotonic() - started, 2)  # a retrain adds up
         return value
+
+    def train_and_evaluate(self, index: int, evaluator: Evaluator, learning_rate: float | None = None) -> dict:
+        """Train round ``index`` unless its adapter exists, then run the evaluations without their files."""
+        directory = round_dir(self.run_dir, index)
+        if not (directory / "adapter").exists():
+            self._timed("train", self.train_round, index, read_jsonl(directory / "dataset.jsonl"), learning_rate)
+        return self._timed("evaluate", self.evaluate_round, index, evaluator)
+
+    # -- the guard (cutalign.online.guard) -------------------------------------------------------------------------
+    def guard_round(self, index: int, evaluator: Evaluator) -> dict:
+        """Train and evaluate round ``index`` under the guard, acting on its decisions until one is final (keep or
+        rollback); returns the evaluations. Each decision is written to ``guard.json`` before it is acted on, and
+        acting is idempotent, so a run killed at any point resumes to the same files."""
+        guard = self.config.guard
+        directory = round_dir(self.run_dir, index)
+        spec = next(s for s in self.config.eval if s.name == (guard.eval or self.config.eval[0].name))
+        score_key = HEADLINE[spec.kind]
+        compared_with = accepted_round(self.run_dir, index - 1)
+        accepted = headline(read_json(round_dir(self.run_dir, compared_with) / eval_file(spec.name)))
+        state = read_json(directory / GUARD_FILE) if (directory / GUARD_FILE).exists() else {"attempts": []}
+        while True:
+            action = state.get("action")
+            if action == RETRAIN:
+                self.discard_attempt(index)
+            elif action == ROLLBACK:
+                self.roll_back(index, compared_with)
+            if action in (KEEP, ROLLBACK):
+                return self.evaluate_round(index, evaluator)  # the last attempt's files, already written
+            retrained = action == RETRAIN
+            retrain_rate = self.training.learning_rate * guard.retrain_lr_factor if retrained else None
+            evals = self.train_and_evaluate(index, evaluator, retrain_rate)
+            decision = decide(accepted, evals[spec.name], guard, score_key, retrained=retrained)
+            attempt = {"learning_rate": retrain_rate or self.training.learning_rate,
+                       "metrics": watched_figures(evals[spec.name], score_key), "action": decision.action,
+                       "reasons": decision.reasons}
+            state = {"round": index, "eval": spec.name, "action": decision.action, "reasons": decision.reasons,
+                     "attempts": state["attempts"] + [attempt], "compared_with": compared_with,
+                     "compared_metrics": watched_figures(accepted, score_key),
+                     "accepted_round": index if decision.action == KEEP else compared_with}
+            write_json(directory / GUARD_FILE, state)
+            if decision.action != KEEP:
+                logger.warning("round %d: the guard says %s: %s", index, decision.action, "; ".join(decision.reasons))
+
+    def discard_attempt(self, index: int) -> None:
+        """Remove round ``index``'s first attempt (evaluations, then adapter, then train.json; its data stays) so it
+        is trained again. A no-op once the retrained attempt's train.json exists; safe to repeat after a kill."""
+        directory = round_dir(self.run_dir, index)
+        train = directory / "train.json"
+        if train.exists() and read_json(train).get("attempt") == RETRAINED:
+            return
+        for spec in self.config.eval:
+            (directory / eval_file(spec.name)).unlink(missing_ok=True)
+        shutil.rmtree(directory / "adapter", ignore_errors=True)
+        for name in ("train.yaml", "train.log", "train.json"):
+            (directory / name).unlink(missing_ok=True)
+        if self.model_round == index:
+            self.model_round = None
+
+    def roll_back(self, index: int, accepted: int) -> None:
+        """Make round ``index``'s adapter a copy of round ``accepted``'s, so the next round starts from the accepted
+        model (copied to adapter.tmp, then swapped in; repeated whole after a kill)."""
+        directory = round_dir(self.run_dir, index)
+        tmp = directory / "adapter.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(round_dir(self.run_dir, accepted) / "adapter", tmp)
+        shutil.rmtree(directory / "adapter", ignore_errors=True)
+        tmp.replace(directory / "adapter")
+        if self.model_round == index:
+            self.model_round = None
 
     def run_round(self, index: int, pool, evaluator: Evaluator) -> dict | None:
         """Round ``index`` from wherever it stopped; None when the instructions ran out before it began."""
@@ -337,18 +425,32 @@ class OnlineRun:
             records = self._timed("judge", self.judge_round, index, rows)
             write_json(directory / "counts.json", self.build_dataset(index, rows, records))
         counts = read_json(directory / "counts.json")
-        if not (directory / "adapter").exists():
-            self._timed("train", self.train_round, index, read_jsonl(directory / "dataset.jsonl"))
-        evals = self._timed("evaluate", self.evaluate_round, index, evaluator)
+        if self.config.guard is None:
+            evals = self.train_and_evaluate(index, evaluator)
+        else:
+            evals = self.guard_round(index, evaluator)
         train = read_json(directory / "train.json")
         failed = [{"id": r["id"], "failed": f"generation: {r['failed']}"} for r in rows if r.get("failed")]
         failed += [r for r in read_jsonl(directory / "judgments.jsonl") if r["failed"]]
         report = {"round": index, **counts, "failed_rows": failed, "train_loss": train.get("train_loss"),
                   "evals": evals, **({"heldout": evals["heldout"]} if "heldout" in evals else {}),
+                  **({"guard": guard_summary(read_json(directory / GUARD_FILE))} if self.config.guard else {}),
                   "seconds": self.times}
         write_json(directory / "report.json", report)
         write_text(directory / "report.md", round_markdown(report, kinds_of(self.config)))
         return report
+
+
+def watched_figures(metrics: dict, score_key: str) -> dict:
+    """The figures of an evaluation the guard compares: its score, mean words and (rule) per-kind pass rates."""
+    return {k: metrics[k] for k in (score_key, "mean_words", "per_kind") if k in metrics}
+
+
+def guard_summary(state: dict) -> dict:
+    """What a round's report says about the guard: the final action, why, after how many attempts, and whose model
+    stands (``guard.json`` holds every attempt's figures)."""
+    return {"action": state["action"], "reasons": state["reasons"], "attempts": len(state["attempts"]),
+            "eval": state["eval"], "accepted_round": state["accepted_round"]}
 
 
 def kinds_of(config: OnlineConfig) -> dict[str, str]:
@@ -409,6 +511,8 @@ def run_online(config: OnlineConfig, *, model=None, tokenizer=None, judge=None, 
     summary = {"rounds": [{k: v for k, v in r.items() if k != "failed_rows"} for r in rows],
                "evals": [{"name": name, "kind": kind} for name, kind in kinds.items()],
                "output_dir": str(run_dir), "config": config.to_dict(), "stopped": stopped}
+    if config.guard is not None:
+        summary["accepted_round"] = accepted_round(run_dir, rows[-1]["round"])
     write_json(run_dir / "summary.json", summary)
     chart = run_dir / chart_name(kinds)
     write_chart(chart, rows, kinds)
@@ -418,5 +522,8 @@ def run_online(config: OnlineConfig, *, model=None, tokenizer=None, judge=None, 
         print(summary_table(rows, kinds))
         if stopped:
             print(f"stopped: {stopped}")
+        if config.guard is not None:
+            print(f"accepted model: round {summary['accepted_round']} (the guard watches eval "
+                  f"{config.guard.eval or config.eval[0].name})")
         print(f"run directory: {run_dir} (chart: {chart})")
     return summary

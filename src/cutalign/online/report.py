@@ -3,7 +3,8 @@
 A round's report (``report.json``) holds its data counts, the final training loss, the phase times and, under
 ``evals``, every evaluation's numbers by name (:func:`cutalign.online.evals.headline`); the evaluation named
 ``heldout`` is also under ``heldout``, where reports of earlier versions had their one evaluation. Reports written
-by those versions (no ``evals``) are read as holding that one rule evaluation.
+by those versions (no ``evals``) are read as holding that one rule evaluation. With ``guard:``, ``guard`` holds the
+guard's decision on the round (:func:`cutalign.online.loop.guard_summary`).
 """
 
 from __future__ import annotations
@@ -43,17 +44,44 @@ def round_markdown(report: dict, kinds: dict[str, str]) -> str:
         if kind == "pairwise":
             extra = f", against {metrics.get('reference')}; consistent verdicts: {metrics.get('consistent', '-')}"
         lines.append(f"- eval {name} ({kind}), {LABELS[kind]}: {cell(kind, metrics)}{extra}")
+    if "guard" in report:
+        lines.append(f"- guard: {guard_line(report['guard'])}")
     lines.append(f"- seconds per phase: {report['seconds']}")
     lines += [f"- failed row {r['id']}: {r['failed']}" for r in report["failed_rows"]]
     return "\n".join(lines) + "\n"
 
 
+def guard_line(guard: dict) -> str:
+    """The guard's decision on a round in one sentence (``report.md``)."""
+    tries = f"after {guard['attempts']} attempt{'s' if guard['attempts'] > 1 else ''}"
+    why = f" ({'; '.join(guard['reasons'])})" if guard["reasons"] else ""
+    if guard["action"] == "rollback":
+        return (f"rolled back {tries}{why}; eval {guard['eval']}; the model stays round "
+                f"{guard['accepted_round']}'s")
+    return f"kept {tries}{' (retrained at a lower learning rate)' if guard['attempts'] > 1 else ''}; eval " \
+        f"{guard['eval']}"
+
+
+def guard_cell(row: dict) -> str:
+    """The guard column of the summary table: kept, kept after a retrain, or rolled back to a round's model."""
+    guard = row.get("guard")
+    if guard is None:
+        return "-"
+    if guard["action"] == "rollback":
+        return f"rolled back to {guard['accepted_round']}"
+    return "kept (retrained)" if guard["attempts"] > 1 else "kept"
+
+
 def summary_table(rows: list[dict], kinds: dict[str, str]) -> str:
-    """A plain-text table: one line per round (round 0 is the starting model), one column per evaluation."""
+    """A plain-text table: one line per round (round 0 is the starting model), one column per evaluation, and the
+    guard's decision when a round has one."""
     names = list(kinds)
+    guarded = any("guard" in r for r in rows)
     width = {name: max(30, len(f"{name}: {LABELS[kinds[name]]}")) for name in names}
     header = f"{'round':>5}  {'negatives':>9}  {'positives':>9}  {'failed':>6}  {'trained':>7}  {'loss':>7}  " + \
         "  ".join(f"{name + ': ' + LABELS[kinds[name]]:<{width[name]}}" for name in names)
+    if guarded:
+        header += f"  {'guard':<18}"
     lines = [header, "-" * len(header)]
     for r in rows:
         cells = ["-"] * 5 if r["round"] == 0 else [
@@ -61,8 +89,9 @@ def summary_table(rows: list[dict], kinds: dict[str, str]) -> str:
             "-" if r["train_loss"] is None else f"{r['train_loss']:.3f}"]
         evals = row_evals(r)
         figures = "  ".join(f"{cell(kinds[n], evals[n]) if n in evals else '-':<{width[n]}}" for n in names)
-        lines.append(f"{r['round']:>5}  {cells[0]:>9}  {cells[1]:>9}  {cells[2]:>6}  {cells[3]:>7}  {cells[4]:>7}  "
-                     f"{figures}")
+        line = (f"{r['round']:>5}  {cells[0]:>9}  {cells[1]:>9}  {cells[2]:>6}  {cells[3]:>7}  {cells[4]:>7}  "
+                f"{figures}")
+        lines.append(line + f"  {guard_cell(r):<18}" if guarded else line)
     return "\n".join(lines)
 
 
