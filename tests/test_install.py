@@ -72,3 +72,12 @@ def test_installed_command_starts(site, tmp_path, argv):
     result = installed_python(site, "-m", "cutalign", *argv, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("cutalign " if argv == ["--version"] else "usage: cutalign")
+
+
+def test_installed_copy_carries_the_help_pages(site, tmp_path):
+    """The --help pages of train, baseline and train-judge are package data: without them the installed command
+    would build its parser (10 s of imports) instead of printing the page."""
+    probe = ("from cutalign.cli.shipped_help import COMMANDS, help_page\n"
+             "missing = [c for c in COMMANDS if help_page(c) is None]\nassert not missing, missing\nprint('ok')")
+    result = installed_python(site, "-c", probe, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
