@@ -55,6 +55,16 @@ class JudgeConfig:
     prompt: str | None = None  # model, endpoint: a judgment prompt template file (default configs/prompts/judge.txt)
 
 
+def reject_other_kinds_keys(section, keys: tuple[str, ...], key: str, what: str, fail) -> None:
+    """Fail on a field of ``section`` (a judge dataclass with a ``kind``) that is set away from its default for that
+    kind although the kind does not read it: ``keys`` are the ones it reads; ``what`` names the kind in the message
+    (``judge.base_url does not apply to judge kind 'rule' (its keys: none)``)."""
+    defaults = type(section)(kind=section.kind)
+    for f in dataclasses.fields(section):
+        if f.name != "kind" and f.name not in keys and getattr(section, f.name) != getattr(defaults, f.name):
+            fail(f"{key}.{f.name} does not apply to {what} {section.kind!r} (its keys: {', '.join(keys) or 'none'})")
+
+
 def validate_judge(judge: JudgeConfig, fail) -> None:
     """Check the judge section: a known kind, only its keys, its files, functions and environment present.
 
@@ -62,12 +72,7 @@ def validate_judge(judge: JudgeConfig, fail) -> None:
     """
     if judge.kind not in JUDGE_KINDS:
         fail(f"judge.kind must be one of {', '.join(JUDGE_KINDS)}, got {judge.kind!r}")
-    defaults = JudgeConfig(kind=judge.kind)
-    for f in dataclasses.fields(JudgeConfig):
-        if f.name != "kind" and f.name not in JUDGE_KEYS[judge.kind]:
-            if getattr(judge, f.name) != getattr(defaults, f.name):
-                fail(f"judge.{f.name} does not apply to judge kind {judge.kind!r} "
-                     f"(its keys: {', '.join(JUDGE_KEYS[judge.kind]) or 'none'})")
+    reject_other_kinds_keys(judge, JUDGE_KEYS[judge.kind], "judge", "judge kind", fail)
     for name in ("max_new_tokens", "batch_size", "concurrency", "max_response_bytes", "max_judgment_chars"):
         if getattr(judge, name) < 1:
             fail(f"judge.{name} must be >= 1, got {getattr(judge, name)}")

@@ -12,7 +12,6 @@ may name another template file. A template must ask for "1" or "2": that is what
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -24,7 +23,7 @@ import torch
 
 from ..data.templates import plain_prompt
 from .base import read_prompt_template
-from .config import check_model, check_prompt_template
+from .config import check_model, check_prompt_template, reject_other_kinds_keys
 from .http import DEFAULT_MAX_RESPONSE_BYTES, ChatClient
 
 COMPARE_PROMPT_FILE = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "pairwise.txt"
@@ -169,12 +168,7 @@ def validate_pairwise_judge(judge: PairwiseJudgeConfig, key: str, fail) -> None:
     """Check a pairwise judge section before any model loads; ``fail(message)`` raises the caller's error."""
     if judge.kind not in PAIRWISE_JUDGE_KINDS:
         fail(f"{key}.kind must be one of {', '.join(PAIRWISE_JUDGE_KINDS)}, got {judge.kind!r}")
-    defaults = PairwiseJudgeConfig(kind=judge.kind)
-    for f in dataclasses.fields(PairwiseJudgeConfig):
-        if f.name != "kind" and f.name not in PAIRWISE_JUDGE_KEYS[judge.kind]:
-            if getattr(judge, f.name) != getattr(defaults, f.name):
-                fail(f"{key}.{f.name} does not apply to a pairwise judge of kind {judge.kind!r} "
-                     f"(its keys: {', '.join(PAIRWISE_JUDGE_KEYS[judge.kind])})")
+    reject_other_kinds_keys(judge, PAIRWISE_JUDGE_KEYS[judge.kind], key, "a pairwise judge of kind", fail)
     for name in ("concurrency", "max_response_bytes", "batch_size"):
         if getattr(judge, name) < 1:
             fail(f"{key}.{name} must be >= 1, got {getattr(judge, name)}")
