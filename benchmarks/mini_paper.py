@@ -4,7 +4,8 @@ same held-out prompts, with paired significance tests, plus the judgment-content
     python benchmarks/mini_paper.py                  # the main comparison: 10 methods x 3 seeds (CPU scale)
     python benchmarks/mini_paper.py --content        # + CUT-best on generic and on shuffled judgments
     python benchmarks/mini_paper.py --noisy          # + the competitive methods under a noisy judge
-    python benchmarks/mini_paper.py --ablations      # + the CUT λ/α/loss-mix ablations (v1's)
+    python benchmarks/mini_paper.py --ablations      # + the CUT recipe variants (λ, α, loss mix, token selection)
+    python benchmarks/mini_paper.py --ablations "cut-best j0"   # + only the named variant(s), comma-separated
     python benchmarks/mini_paper.py --quick          # a few-minute smoke run (tiny sizes, one seed)
     python benchmarks/mini_paper.py --scale gpu      # more prompts, every constraint kind
 
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine, model_dir  # noqa: E402
 from judgments import (  # noqa: E402
+    GENERIC_JUDGMENT,
     NoisyRuleJudge,
     content_variant,
     prompt_set,
@@ -71,6 +73,10 @@ ABLATIONS = {
     **{f"cut-best λ={t}": {**CUT_BEST, "threshold": t} for t in (1.0, 1.2, 1.5)},
     "cut-best α=0.5": {**CUT_BEST, "alpha": 0.5},
     "cut-reference no UL": {**REFERENCE, "alpha": 0.0},
+    # Token selection: a threshold relative to the row (its 10% highest ratios above 1), and the ratio taken against
+    # a neutral judgment j0 (the content ablation's generic sentence) instead of against no judgment.
+    "cut-best top10": {**CUT_BEST, "threshold": 1.0, "max_flagged_fraction": 0.1},
+    "cut-best j0": {**CUT_BEST, "contrast_judgment": GENERIC_JUDGMENT},
 }
 MAIN_METHODS = ["base", *METHODS, *CUT_RECIPES]
 NOISY_METHODS = ["sft-positive", "dpo", "kto", "cut-best"]
@@ -107,7 +113,8 @@ def parse_args(argv=None):
                         "generic and on shuffled judgments (the rule judge's are the main run's)")
     parser.add_argument("--noisy", action="store_true", help=f"noisy judge (misses 20%% of violations, flags 10%% "
                         f"of good answers): {', '.join(NOISY_METHODS)} trained on its judgments")
-    parser.add_argument("--ablations", action="store_true", help="the CUT ablations (λ, α, no unlikelihood)")
+    parser.add_argument("--ablations", nargs="?", const=",".join(ABLATIONS), default="",
+                        help=f"CUT recipe variants, comma-separated (alone: all of {', '.join(ABLATIONS)})")
     parser.add_argument("--learning-rate", type=float, default=5e-4, help="learning rate of every method (constant)")
     parser.add_argument("--batch-size", type=int, default=4, help="per-device batch size of every method")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores; on a "
@@ -223,6 +230,11 @@ def main(argv=None) -> int:
     if unknown:
         print(f"error: unknown method(s) {unknown}; expected some of {', '.join(MAIN_METHODS)}", file=sys.stderr)
         return 2
+    ablations = [a.strip() for a in args.ablations.split(",") if a.strip()]
+    unknown = [a for a in ablations if a not in ABLATIONS]
+    if unknown:
+        print(f"error: unknown ablation(s) {unknown}; expected some of {', '.join(ABLATIONS)}", file=sys.stderr)
+        return 2
     from cutalign.tasks import KINDS
 
     kinds = scale["kinds"] or KINDS
@@ -278,9 +290,8 @@ def main(argv=None) -> int:
         if args.noisy:
             for method in NOISY_METHODS:
                 cell(method, "noisy")
-        if args.ablations:
-            for method in ABLATIONS:
-                cell(method, "rule")
+        for method in ablations:
+            cell(method, "rule")
 
     command = " ".join(["python benchmarks/mini_paper.py", *(argv if argv is not None else sys.argv[1:])])
     setup = (f"SmolLM2-135M-Instruct; {len(train_prompts)} training prompts x {scale['samples']} samples, "

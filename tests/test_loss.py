@@ -233,3 +233,57 @@ def test_parts_add_up_to_the_loss_and_match_the_naive_terms(reduction):
         expected = {k: v / mask.sum() for k, v in sums.items()}
     for part in got.PARTS:
         assert torch.allclose(getattr(got, part), expected[part], atol=1e-9), part
+
+
+def naive_capped_flags(mle, reference, mask, negative, threshold, fraction):
+    """Row by row: the tokens above threshold, then only the ceil(fraction x row length) of highest ratio."""
+    flags = torch.zeros_like(mask)
+    for b in range(mask.shape[0]):
+        if not negative[b]:
+            continue
+        n = int(mask[b].sum())
+        above = [t for t in range(n) if math.exp(mle[b, t] - reference[b, t]) > threshold]
+        above.sort(key=lambda t: -(mle[b, t] - reference[b, t]))
+        for t in above[: max(1, math.ceil(fraction * n))]:
+            flags[b, t] = True
+    return flags
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.34, 0.5, 1.0])
+@pytest.mark.parametrize("threshold", [0.5, 1.1])
+def test_max_flagged_fraction_keeps_each_rows_highest_ratios(fraction, threshold):
+    views = random_views(B=6, T=9, seed=5)
+    mle, plain, mask, negative = _loss_inputs(views)
+    got = cut_on(views, threshold=threshold, max_flagged_fraction=fraction)
+    expected = naive_capped_flags(mle, plain, mask, negative, threshold, fraction)
+    assert torch.equal(got.flagged, expected)
+    uncapped = cut_on(views, threshold=threshold)
+    assert got.flagged.sum() <= uncapped.flagged.sum()
+    if (threshold, fraction) == (0.5, 0.1):
+        assert got.flagged.sum() < uncapped.flagged.sum()  # the cap binds on these rows
+
+
+def test_contrast_logps_change_only_the_selection():
+    """With a neutral-judgment view the ratio is p(y|x,j) / p(y|x,j0); the loss terms still read p(y|x)."""
+    views = random_views(B=6, T=8, seed=6)
+    mle, plain, mask, negative = _loss_inputs(views)
+    same = cut_on(views, contrast_logps=plain)
+    assert torch.equal(same.loss, cut_on(views).loss)
+    contrast = label_logps(torch.randn(6, 8, 11, generator=torch.Generator().manual_seed(7), dtype=torch.float64),
+                           views[2])
+    got = cut_on(views, reduction="normalized", contrast_logps=contrast)
+    expected_flags = mask & negative[:, None] & (torch.exp(mle - contrast) > 1.1)
+    assert torch.equal(got.flagged, expected_flags)
+    assert not torch.equal(expected_flags, cut_on(views).flagged)
+    tokens = mask.sum()
+    ul = (-torch.log(1 - plain.exp()) * expected_flags).sum() / tokens
+    misalign = (-plain * (mask & negative[:, None] & ~expected_flags)).sum() / tokens
+    assert torch.allclose(got.unlikelihood, ul) and torch.allclose(got.misalign_mle, misalign)
+
+
+def test_selection_variant_errors():
+    views = random_views(seed=0)
+    with pytest.raises(ValueError, match="max_flagged_fraction"):
+        cut_on(views, max_flagged_fraction=0.0)
+    with pytest.raises(ValueError, match="contrast_logps"):
+        cut_on(views, contrast_logps=torch.zeros(2, 2))

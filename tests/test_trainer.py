@@ -66,20 +66,27 @@ def test_logged_parts_add_up_to_the_logged_loss_under_accumulation(reduction, tm
                 assert entry["ratio/flagged"] > threshold
 
 
-def test_training_logprobs_match_plain_forward_of_each_view():
+@pytest.mark.parametrize("padding_free", [False, True])
+@pytest.mark.parametrize("contrast", [None, "The response does not follow the instruction."])
+def test_training_logprobs_match_plain_forward_of_each_view(padding_free, contrast):
     tokenizer = make_tokenizer()
     model = add_token_logprobs_forward(make_model("llama"))
-    tokenized, _ = tokenize_dataset(load_judgments(tiny_examples(2, 2)), tokenizer, template="alpaca", max_length=256)
+    tokenized, _ = tokenize_dataset(load_judgments(tiny_examples(2, 2)), tokenizer, template="alpaca", max_length=256,
+                                    contrast_judgment=contrast)
     features = [tokenized[i] for i in range(len(tokenized))]
-    batch = CUTCollator(tokenizer.pad_token_id)(features)
+    batch = CUTCollator(tokenizer.pad_token_id, padding_free=padding_free, contrast=contrast is not None)(features)
+    assert ("contrast_index" in batch) == (contrast is not None)
     model.eval()
     with torch.no_grad():
-        scores = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       score_positions=batch["score_positions"], score_targets=batch["score_targets"]).token_logps
+        scores = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
+                       position_ids=batch.get("position_ids"), score_positions=batch["score_positions"],
+                       score_targets=batch["score_targets"]).token_logps
         for b, f in enumerate(features):
             completion = f["completion_ids"]
             views = [("prompt_ids", batch["plain_index"])]
             views.append(("judgment_prompt_ids" if f["negative"] else "prompt_ids", batch["mle_index"]))
+            if contrast is not None:
+                views.append(("contrast_prompt_ids" if f["negative"] else "prompt_ids", batch["contrast_index"]))
             for key, index in views:
                 ids = torch.tensor([f[key] + completion])  # this view alone, no padding
                 logps = torch.log_softmax(model(input_ids=ids).logits[0], -1)
@@ -87,6 +94,26 @@ def test_training_logprobs_match_plain_forward_of_each_view():
                 expected = logps[torch.arange(start, start + len(completion)), torch.tensor(completion)]
                 got = scores[index[b, : len(completion)]]
                 assert torch.allclose(got, expected, atol=1e-5), (b, key)
+
+
+def test_contrast_judgment_flags_only_what_the_judgment_adds(tmp_path):
+    """Flagging by p(y|x,j) / p(y|x,j0): rows whose judgment *is* j0 get no flag at all, while the same rows are
+    flagged under the paper's ratio; with real judgments, training runs and moves every parameter."""
+    neutral = "The response does not follow the instruction."
+    rows = [{**row, "judgment": neutral if row["judgment"] else None} for row in tiny_examples()]
+
+    def first_log(data, **overrides):
+        model = make_model("llama")
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        trainer = CUTTrainer(model, config(tmp_path, max_steps=1, threshold=1.01, **overrides), train_dataset=data,
+                             processing_class=make_tokenizer())
+        trainer.train()
+        assert all(not torch.equal(p, before[n]) for n, p in model.named_parameters())
+        return trainer.state.log_history[0]
+
+    assert first_log(rows)["flagged_fraction"] > 0
+    assert first_log(rows, contrast_judgment=neutral)["flagged_fraction"] == 0
+    assert "flagged_fraction" in first_log(tiny_examples(), contrast_judgment=neutral)
 
 
 def assert_same_sgd_step(tmp_path, train_dataset, first: dict, second: dict):
@@ -186,6 +213,8 @@ def test_chat_template_mode_trains(tmp_path):
 @pytest.mark.parametrize("field,value,message", [
     ("threshold", 0.0, "threshold must be > 0"),
     ("alpha", -1.0, "alpha must be >= 0"),
+    ("max_flagged_fraction", 0.0, "max_flagged_fraction must be in"),
+    ("contrast_judgment", " ", "contrast_judgment must not be empty"),
     ("reduction", "mean", "reduction must be one of"),
     ("template", "vicuna", "template must be one of"),
     ("align_n_weight", -0.5, "align_n_weight must be >= 0"),

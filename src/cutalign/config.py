@@ -51,6 +51,18 @@ class CUTConfig(TrainingArguments):
     unflagged_weight: float = field(
         default=1.0, metadata={"help": "Weight of MLE on the unflagged tokens of negatives, plain view (Misalign)."}
     )
+    max_flagged_fraction: float = field(
+        default=1.0,
+        metadata={"help": "Flag at most this share of a negative response's tokens, those with the highest ratios "
+                  "among the ones above threshold: a threshold relative to the row's own ratios. 1: no cap."},
+    )
+    contrast_judgment: str | None = field(
+        default=None,
+        metadata={"help": "j0, a neutral judgment: when set, tokens are flagged by p(y_t|x,j) / p(y_t|x,j0) instead "
+                  "of p(y_t|x,j) / p(y_t|x), so only what the specific judgment blames beyond any criticism is "
+                  "flagged. Adds a third view of every negative to each forward (it only selects tokens: no gradient "
+                  "flows through it)."},
+    )
     # The data
     positive_ratio: float = field(
         default=0.25,
@@ -117,6 +129,10 @@ class CUTConfig(TrainingArguments):
         for name in ("align_p_weight", "align_n_weight", "unflagged_weight"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.max_flagged_fraction <= 1:
+            problems.append(f"max_flagged_fraction must be in (0, 1], got {self.max_flagged_fraction}")
+        if self.contrast_judgment is not None and not self.contrast_judgment.strip():
+            problems.append("contrast_judgment must not be empty (leave it unset for the paper's ratio)")
         if self.reduction not in REDUCTIONS:
             problems.append(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
         if self.template not in TEMPLATES:
@@ -140,6 +156,7 @@ class CUTConfig(TrainingArguments):
             "align_p_weight": self.align_p_weight,
             "align_n_weight": self.align_n_weight,
             "unflagged_weight": self.unflagged_weight,
+            "max_flagged_fraction": self.max_flagged_fraction,
         }
 
 

@@ -8,6 +8,11 @@ CUT (Contrastive Unlikelihood Training) trains on triplets (instruction x, respo
   Tokens with ``r_t > threshold`` are the ones the judgment objects to: they get the unlikelihood term
   ``-alpha * log(1 - p(y_t|x))``; the other tokens keep ``-log p(y_t|x)``.
 
+Two variants of the token selection, both off by default (the paper's rule): ``max_flagged_fraction`` caps the
+flags of a row at its highest-ratio tokens (a threshold relative to the row's own ratios), and ``contrast_logps``
+replaces ``p(y_t|x)`` in the ratio by ``p(y_t|x,j0)`` for a neutral judgment ``j0``, so that what any criticism
+does to a token's probability cancels and only what *this* judgment adds is left.
+
 All tensors are completion-aligned: position ``t`` of a row is the ``t``-th response token, whatever the prompt
 length of the view it was scored in, so the two views of a negative example line up position by position.
 """
@@ -37,6 +42,7 @@ class CUTLossOutput:
     """
 
     loss: torch.Tensor
+    flagged: torch.Tensor  # (B, T) bool: the tokens that got unlikelihood
     align_p: torch.Tensor
     align_n: torch.Tensor
     misalign_mle: torch.Tensor
@@ -64,14 +70,28 @@ def log1m_exp(logp: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 def flag_tokens(
-    mle_logps: torch.Tensor, plain_logps: torch.Tensor, mask: torch.Tensor, negative: torch.Tensor, threshold: float
+    mle_logps: torch.Tensor,
+    reference_logps: torch.Tensor,
+    mask: torch.Tensor,
+    negative: torch.Tensor,
+    threshold: float,
+    max_flagged_fraction: float = 1.0,
 ) -> torch.Tensor:
-    """Boolean (B, T): completion tokens of negative rows whose ratio ``p(y_t|x,j) / p(y_t|x)`` exceeds threshold.
+    """Boolean (B, T): completion tokens of negative rows whose ratio ``p(y_t|x,j) / reference`` exceeds threshold.
 
-    The ratio is computed from detached log-probabilities: token selection carries no gradient.
+    ``reference_logps`` is ``log p(y_t|x)`` (the paper's rule) or ``log p(y_t|x,j0)`` (the neutral-judgment
+    contrast). With ``max_flagged_fraction < 1``, a row keeps at most ``ceil(max_flagged_fraction x its response
+    tokens)`` flags, those of the highest ratios (ties broken by position). The ratio is computed from detached
+    log-probabilities: token selection carries no gradient.
     """
-    ratio = torch.exp((mle_logps - plain_logps).detach())
-    return mask & negative[:, None] & (ratio > threshold)
+    log_ratio = (mle_logps - reference_logps).detach()
+    flagged = mask & negative[:, None] & (torch.exp(log_ratio) > threshold)
+    if max_flagged_fraction < 1.0:
+        allowed = torch.ceil(max_flagged_fraction * mask.sum(dim=1)).clamp(min=1)
+        scores = log_ratio.float().masked_fill(~flagged, -math.inf)
+        rank = scores.argsort(dim=1, descending=True, stable=True).argsort(dim=1)  # 0 = the row's highest ratio
+        flagged = flagged & (rank < allowed[:, None])
+    return flagged
 
 
 def cut_loss(
@@ -87,6 +107,8 @@ def cut_loss(
     align_p_weight: float = 1.0,
     align_n_weight: float = 1.0,
     unflagged_weight: float = 1.0,
+    max_flagged_fraction: float = 1.0,
+    contrast_logps: torch.Tensor | None = None,
 ) -> CUTLossOutput:
     """The CUT loss of one (micro-)batch.
 
@@ -113,6 +135,11 @@ def cut_loss(
         align_p_weight: weight of the MLE term of positive rows (Align-P).
         align_n_weight: weight of the MLE term of negative rows under the judgment prompt (Align-N).
         unflagged_weight: weight of ``-log p(y_t|x)`` on the unflagged tokens of negative rows (Misalign MLE).
+        max_flagged_fraction: flag at most this share of a negative row's response tokens, those with the highest
+            ratios (see :func:`flag_tokens`); 1 keeps every token above ``threshold``.
+        contrast_logps: (B, T) log p(y_t | x, j0) for negative rows, j0 a neutral judgment: when given, the ratio is
+            ``p(y_t|x,j) / p(y_t|x,j0)`` instead of ``p(y_t|x,j) / p(y_t|x)``. Only the selection changes; the
+            unlikelihood and MLE terms still use ``plain_logps``.
 
     ``threshold``, ``alpha`` and ``reduction`` have no defaults here: :class:`cutalign.CUTConfig` declares them (and
     the reference values), so the function and the trainer cannot drift apart. The default weights (all 1) are the
@@ -125,6 +152,10 @@ def cut_loss(
             f"mle_logps {tuple(mle_logps.shape)}, plain_logps {tuple(plain_logps.shape)} and mask "
             f"{tuple(mask.shape)} must have the same (B, T) shape"
         )
+    if contrast_logps is not None and contrast_logps.shape != mask.shape:
+        raise ValueError(f"contrast_logps {tuple(contrast_logps.shape)} must have the mask's shape {tuple(mask.shape)}")
+    if not 0 < max_flagged_fraction <= 1:
+        raise ValueError(f"max_flagged_fraction must be in (0, 1], got {max_flagged_fraction}")
     if negative.shape != mask.shape[:1]:
         raise ValueError(f"negative must have shape ({mask.shape[0]},), got {tuple(negative.shape)}")
 
@@ -133,10 +164,11 @@ def cut_loss(
     # Values outside the mask may be anything (padding); zero them before any exp/log so no NaN can leak through.
     mle_logps = mle_logps.masked_fill(~mask, 0.0)
     plain_logps = plain_logps.masked_fill(~mask, 0.0)
+    reference_logps = plain_logps if contrast_logps is None else contrast_logps.masked_fill(~mask, 0.0)
 
     negative_tokens = mask & negative[:, None]
     positive_tokens = mask & ~negative[:, None]
-    flagged = flag_tokens(mle_logps, plain_logps, mask, negative, threshold)
+    flagged = flag_tokens(mle_logps, reference_logps, mask, negative, threshold, max_flagged_fraction)
     unflagged = negative_tokens & ~flagged
 
     mle_weight = torch.where(negative, align_n_weight, align_p_weight).to(mle_logps.dtype)[:, None]
@@ -165,6 +197,7 @@ def cut_loss(
 
     return CUTLossOutput(
         loss=parts["align_p"] + parts["align_n"] + parts["misalign_mle"] + parts["unlikelihood"],
+        flagged=flagged,
         **parts,
         flagged_fraction=flagged.sum() / num_negative_tokens.clamp(min=1),
         num_tokens=num_tokens,

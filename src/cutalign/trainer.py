@@ -24,7 +24,7 @@ from .data.collator import CUTCollator
 from .data.templates import resolve_template
 from .data.tokenize import tokenize_dataset
 from .logprobs import add_token_logprobs_forward, check_packed_views_stay_apart, check_token_logprobs
-from .loss import CUTLossOutput, cut_loss, flag_tokens
+from .loss import CUTLossOutput, cut_loss
 from .model_card import model_card
 from .models import load_model, load_tokenizer
 
@@ -138,6 +138,7 @@ class CUTTrainer(Trainer):
                 padding_free=args.padding_free,
                 # FlashAttention reads packed sequences from position_ids only in a single row (varlen kernels).
                 single_row="flash" in (base_model.config._attn_implementation or ""),
+                contrast=args.contrast_judgment is not None,
             ),
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
@@ -181,6 +182,7 @@ class CUTTrainer(Trainer):
             template=self.template,
             max_length=args.max_length,
             chat_judgment_template=args.chat_judgment_template,
+            contrast_judgment=args.contrast_judgment,
         )
         if args.length_column_name != "length":  # where train_sampling_strategy="group_by_length" looks
             tokenized = tokenized.rename_column("length", args.length_column_name)
@@ -207,12 +209,15 @@ class CUTTrainer(Trainer):
         mask, negative = inputs["completion_mask"], inputs["negative"]
         mle_logps = token_logps[inputs["mle_index"]]
         plain_logps = token_logps[inputs["plain_index"]]
+        # The neutral-judgment views only select tokens: no gradient flows through them (the loss detaches them).
+        contrast_logps = token_logps[inputs["contrast_index"]] if args.contrast_judgment is not None else None
         output = cut_loss(
             mle_logps,
             plain_logps,
             mask,
             negative,
             num_items_in_batch=num_items_in_batch,
+            contrast_logps=contrast_logps,
             **args.loss_kwargs(),
         )
         loss = output.loss
@@ -220,19 +225,21 @@ class CUTTrainer(Trainer):
         if args.reduction == "normalized" and num_items_in_batch is not None and args.average_tokens_across_devices:
             # num_items_in_batch counts every process's tokens, and DDP averages gradients over processes.
             scale = self.accelerator.num_processes
-        self._record_metrics(output, mle_logps, plain_logps, mask, negative, scale)
+        reference_logps = plain_logps if contrast_logps is None else contrast_logps
+        self._record_metrics(output, mle_logps, plain_logps, reference_logps, mask, negative, scale)
         loss = loss * scale
         return (loss, output) if return_outputs else loss
 
     @torch.no_grad()
-    def _record_metrics(self, output, mle_logps, plain_logps, mask, negative, scale) -> None:
+    def _record_metrics(self, output, mle_logps, plain_logps, reference_logps, mask, negative, scale) -> None:
         """Accumulate the logged metrics of one micro-batch as running sums (no device sync; gathered at log time).
 
         Training: each loss part is scaled exactly as the Trainer scales the loss it logs (the process factor here,
         the division by the accumulation steps that it applies when the loss is not normalized over the whole
         optimizer batch), so the logged parts add up to the logged ``loss``. Evaluation: parts are weighted by the
         batch's rows, as the Trainer weights ``eval_loss``. Ratios (flagged fraction, mean log-probabilities, mean
-        r_t) are sums of numerators and denominators over micro-batches and processes.
+        r_t) are sums of numerators and denominators over micro-batches and processes. ``reference_logps`` is the
+        denominator of r_t: the plain view, or the neutral-judgment view with ``contrast_judgment``.
         """
         training = self.model.training
         sums = self._metrics["train" if training else "eval"]
@@ -254,8 +261,8 @@ class CUTTrainer(Trainer):
             else:
                 add(part, value * rows, rows)
         negative_tokens = mask & negative[:, None]
-        flagged = flag_tokens(mle_logps, plain_logps, mask, negative, self.args.threshold)
-        ratio = torch.exp((mle_logps - plain_logps).double())
+        flagged = output.flagged
+        ratio = torch.exp((mle_logps - reference_logps).double())
         for name, numerator, denominator in (
             ("flagged_fraction", flagged.sum(), negative_tokens.sum()),
             ("ratio/flagged", (ratio * flagged).sum(), flagged.sum()),

@@ -1,8 +1,8 @@
 """Batches for one CUT forward: the plain view of every example plus the judgment view of the negatives only.
 
-Views: the plain views of the B examples, then the judgment views of the negative examples in batch order.
-Positives get no second, padded view (the reference pads one for every positive and runs it through the model for
-nothing).
+Views: the plain views of the B examples, then the judgment views of the negative examples in batch order, then
+(with ``contrast=True``) their neutral-judgment views. Positives get no second, padded view (the reference pads one
+for every positive and runs it through the model for nothing).
 
 Layout of the views in ``input_ids``:
 
@@ -17,7 +17,8 @@ Layout of the views in ``input_ids``:
 Scoring is completion-aligned and layout-independent: the K scored tokens are listed in ``score_positions`` (row,
 position of the token *before* the scored one) and ``score_targets``; ``plain_index`` and ``mle_index`` (B, T)
 pick, for the t-th response token of example b, its entry among the K scores in the plain view and in the view
-trained by MLE (judgment view for negatives, plain view for positives). ``shift_labels`` (B, T) holds the
+trained by MLE (judgment view for negatives, plain view for positives); with ``contrast=True``, ``contrast_index``
+picks it in the neutral-judgment view (plain view for positives, whose entries the loss never reads). ``shift_labels`` (B, T) holds the
 completion ids with -100 as padding: the Trainer counts it for ``num_items_in_batch`` (it only counts when a
 ``labels`` key is present too, so ``labels`` is the same tensor).
 """
@@ -55,6 +56,7 @@ class CUTCollator:
     pad_token_id: int
     padding_free: bool = False
     single_row: bool = False  # with padding_free: one packed row (FlashAttention varlen)
+    contrast: bool = False  # add each negative's neutral-judgment view (``contrast_prompt_ids``)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         # Views 0..B-1 are the plain views, in batch order; the judgment views of the negatives follow, and
@@ -65,6 +67,12 @@ class CUTCollator:
             if f["negative"]:
                 judgment_view[b] = len(views)
                 views.append((f["judgment_prompt_ids"], f["completion_ids"]))
+        contrast_view = {}
+        if self.contrast:
+            for b, f in enumerate(features):
+                if f["negative"]:
+                    contrast_view[b] = len(views)
+                    views.append((f["contrast_prompt_ids"], f["completion_ids"]))
 
         lengths = [len(p) + len(c) for p, c in views]
         if self.padding_free:
@@ -91,14 +99,17 @@ class CUTCollator:
         shift_labels = torch.full((len(features), width), -100, dtype=torch.long)
         plain_index = torch.zeros((len(features), width), dtype=torch.long)
         mle_index = torch.zeros((len(features), width), dtype=torch.long)
+        contrast_index = torch.zeros((len(features), width), dtype=torch.long)
         for b, f in enumerate(features):
             n = len(f["completion_ids"])
             shift_labels[b, :n] = torch.tensor(f["completion_ids"])
             plain_index[b, :n] = torch.arange(first_score[b], first_score[b] + n)
             mle_view = judgment_view.get(b, b)
             mle_index[b, :n] = torch.arange(first_score[mle_view], first_score[mle_view] + n)
+            contrast = contrast_view.get(b, b)
+            contrast_index[b, :n] = torch.arange(first_score[contrast], first_score[contrast] + n)
 
-        return {
+        batch = {
             "input_ids": input_ids,
             ("position_ids" if self.padding_free else "attention_mask"): layout,
             "score_positions": torch.tensor(positions, dtype=torch.long),
@@ -110,3 +121,6 @@ class CUTCollator:
             "shift_labels": shift_labels,
             "labels": shift_labels,
         }
+        if self.contrast:
+            batch["contrast_index"] = contrast_index
+        return batch

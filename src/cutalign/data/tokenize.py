@@ -1,8 +1,9 @@
 """Token ids of the views of each example, with the reference truncation rule.
 
 Every example gets ``prompt_ids`` (plain view), ``completion_ids`` (the response followed by EOS) and, for negative
-examples only, ``judgment_prompt_ids``. The completion is tokenized once and shared by both views, so the two
-views score exactly the same response tokens, position by position.
+examples only, ``judgment_prompt_ids`` and, when a neutral judgment j0 is given (``contrast_judgment``),
+``contrast_prompt_ids`` (the judgment view with j0 in place of the example's judgment). The completion is tokenized
+once and shared by every view, so the views score exactly the same response tokens, position by position.
 
 Rows longer than ``max_length`` lose prompt tokens from the left, so the response stays whole (the reference
 behaviour). A response that alone leaves no room for a single prompt token cannot be trained on: it is removed and
@@ -42,6 +43,7 @@ def tokenize_example(
     template: str,
     max_length: int,
     chat_judgment_template: str = DEFAULT_CHAT_JUDGMENT_TEMPLATE,
+    contrast_judgment: str | None = None,
 ) -> tuple[dict | None, bool]:
     """Token ids of one canonical example. Returns ``(features, prompt_was_truncated)``; features is None when the
     response alone does not fit in ``max_length`` (with at least one prompt token)."""
@@ -58,7 +60,13 @@ def tokenize_example(
         views["judgment_prompt_ids"] = judgment_prompt(
             example["prompt"], example["judgment"], template, tokenizer, chat_judgment_template
         )
+        if contrast_judgment is not None:
+            views["contrast_prompt_ids"] = judgment_prompt(
+                example["prompt"], contrast_judgment, template, tokenizer, chat_judgment_template
+            )
     features = {"completion_ids": completion_ids, "judgment_prompt_ids": []}
+    if contrast_judgment is not None:
+        features["contrast_prompt_ids"] = []
     truncated = False
     for key, text in views.items():
         ids = tokenizer(text, add_special_tokens=special)["input_ids"]
@@ -76,12 +84,14 @@ def tokenize_dataset(
     template: str,
     max_length: int,
     chat_judgment_template: str = DEFAULT_CHAT_JUDGMENT_TEMPLATE,
+    contrast_judgment: str | None = None,
 ):
     """Tokenize a canonical ``datasets.Dataset``. Returns ``(tokenized Dataset, TokenizationReport)``.
 
     The tokenized dataset has ``id``, ``negative``, ``prompt_ids``, ``judgment_prompt_ids`` (empty for positives),
-    ``completion_ids`` and ``length``: the tokens the example puts through the model (its plain view, plus its
-    judgment view if negative), which transformers' length-grouped sampler reads.
+    ``contrast_prompt_ids`` (only with ``contrast_judgment``; empty for positives), ``completion_ids`` and
+    ``length``: the tokens the example puts through the model (its plain view, plus its judgment and contrast views
+    if negative), which transformers' length-grouped sampler reads.
     """
     from datasets import Dataset
 
@@ -89,7 +99,8 @@ def tokenize_dataset(
     rows = []
     for example in dataset:
         features, truncated = tokenize_example(
-            example, tokenizer, template=template, max_length=max_length, chat_judgment_template=chat_judgment_template
+            example, tokenizer, template=template, max_length=max_length,
+            chat_judgment_template=chat_judgment_template, contrast_judgment=contrast_judgment,
         )
         if features is None:
             report.removed_too_long.append(str(example["id"]))
@@ -99,7 +110,9 @@ def tokenize_dataset(
         negative = example["judgment"] is not None
         length = len(features["prompt_ids"]) + len(features["completion_ids"])
         if negative:
-            length += len(features["judgment_prompt_ids"]) + len(features["completion_ids"])
+            for key in ("judgment_prompt_ids", "contrast_prompt_ids"):
+                if key in features:
+                    length += len(features[key]) + len(features["completion_ids"])
         rows.append({"id": str(example["id"]), "negative": negative, **features, "length": length})
     if report.removed_too_long or report.truncated_prompts:
         logger.warning(report.summary())
