@@ -256,3 +256,21 @@ def test_chart_writes_a_png(tmp_path):
                fake_cell("cut-best", 0, [True, False, True, False], variant="generic")]
     report_module.chart(results, tmp_path / "c.png", "title")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# --- kind diagnosis -----------------------------------------------------------------------------------------------
+
+
+def test_kind_rows_counts_by_hand():
+    import kind_diagnosis
+
+    no_commas = "Describe a lake. Do not use any commas in your answer."
+    from cutalign.tasks import parse_constraints
+
+    assert [c.kind for c in parse_constraints(no_commas)] == ["no_commas"]
+    rows = [
+        {"prompt": no_commas, "completion": "The lake is calm and blue under a pale morning sky today."},  # good
+        {"prompt": no_commas, "completion": "The lake is calm, blue, and cold under a pale morning sky."},  # commas
+    ]
+    counts = kind_diagnosis.kind_rows(rows)["no_commas"]
+    assert dict(counts) == {"prompts": 2, "good_rows": 1, "satisfied": 1, "violations": 1, "quotes_present": 1}
