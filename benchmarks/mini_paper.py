@@ -79,8 +79,9 @@ ABLATIONS = {
     "cut-best j0": {**CUT_BEST, "contrast_judgment": GENERIC_JUDGMENT},
 }
 MAIN_METHODS = ["base", *METHODS, *CUT_RECIPES]
-NOISY_METHODS = ["sft-positive", "dpo", "kto", "cut-best"]
-"""Under the noisy judge: the methods that learned the constraint in v1 (the others did not, with a clean judge)."""
+NOISY_METHODS = ["sft-positive", "dpo", "cut-best"]
+"""Under the noisy judge: the methods that learned the constraint in v1 and v2 with a clean judge (KTO's v1 score was
+one answer repeated for every prompt)."""
 
 DEFAULT_KINDS = ("no_commas", "include_keyword", "avoid_word", "max_words", "bullet_points")
 """Kinds the base model sometimes satisfies (v1's six-kind runs: 0.1-0.75 each; lowercase 0 and left out), so
