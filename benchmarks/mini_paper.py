@@ -65,7 +65,8 @@ LORA_TARGETS = ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]
 # CUT recipes (CUTConfig keywords). "cut-best" is the "p+ul" mix (Align-P MLE + unlikelihood on flagged tokens,
 # λ = 1.1, α = 1), chosen from v1 before any v2 run: the highest pass rate whose guard stayed near the base model
 # (λ = 1.0 scored higher but cost most of the held-out log-likelihood). positive_ratio -1 keeps every positive.
-REFERENCE = dict(threshold=1.1, alpha=1.0, reduction="reference", positive_ratio=0.25)
+REFERENCE = dict(threshold=1.1, alpha=1.0, align_n_weight=1.0, unflagged_weight=1.0, positive_ratio=0.25,
+                 reduction="reference")  # cutalign.config.REFERENCE_MIX at the online λ and α
 CUT_BEST = dict(threshold=1.1, alpha=1.0, reduction="normalized", positive_ratio=-1, align_n_weight=0.0,
                 unflagged_weight=0.0)
 CUT_RECIPES = {"cut-reference": REFERENCE, "cut-best": CUT_BEST}
