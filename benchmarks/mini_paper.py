@@ -116,6 +116,9 @@ def parse_args(argv=None):
                         f"of good answers): {', '.join(NOISY_METHODS)} trained on its judgments")
     parser.add_argument("--ablations", nargs="?", const=",".join(ABLATIONS), default="",
                         help=f"CUT recipe variants, comma-separated (alone: all of {', '.join(ABLATIONS)})")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train and evaluate nothing: report the cached cells of the requested ones, and list the "
+                        "missing")
     parser.add_argument("--learning-rate", type=float, default=5e-4, help="learning rate of every method (constant)")
     parser.add_argument("--batch-size", type=int, default=4, help="per-device batch size of every method")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores; on a "
@@ -175,13 +178,16 @@ def evaluate(model, tokenizer, method, scale, heldout, guard) -> dict:
             "passed": [rule_judge(p, o) is None for p, o in zip(heldout, outputs)], "outputs": records}
 
 
-def run_cell(method, variant, seed, base_model, tokenizer, rows, args, scale, heldout, guard, out: Path) -> dict:
-    """One (method, data variant, seed) cell, from the cache when it is there. The base model is trained on nothing
-    and decodes greedily, so its cell is shared by every seed and variant."""
+def run_cell(method, variant, seed, base_model, tokenizer, rows, args, scale, heldout, guard, out: Path) -> dict | None:
+    """One (method, data variant, seed) cell, from the cache when it is there (None with ``--report-only`` when it
+    is not). The base model is trained on nothing and decodes greedily, so its cell is shared by every seed and
+    variant."""
     name = "base" if method == "base" else f"{method}@{variant}-seed{seed}"
     path = out / "runs" / (name.replace(" ", "_").replace("=", "") + ".json")
     if path.is_file():
         return {**json.loads(path.read_text()), "seed": seed, "variant": variant}
+    if args.report_only:
+        return None
     torch.manual_seed(seed)
     random.seed(seed)
     start = time.perf_counter()
@@ -262,7 +268,7 @@ def main(argv=None) -> int:
 
     guard_refs = cached(out / "cache" / "guard-references.json", make_guard)
     guard = (guard_refs["prompts"], guard_refs["references"])
-    results, data, flags = [], {}, {}
+    results, data, flags, missing = [], {}, {}, []
     for seed in seeds:
         rows = cached(out / "cache" / f"train-seed{seed}.json", lambda: sample_and_judge(
             base_model, tokenizer, train_prompts, scale["samples"], scale["new_tokens"], seed))
@@ -275,8 +281,12 @@ def main(argv=None) -> int:
         data[seed] = variants
 
         def cell(method, variant):
-            results.append(run_cell(method, variant, seed, base_model, tokenizer, variants[variant], args, scale,
-                                    heldout, guard, out))
+            result = run_cell(method, variant, seed, base_model, tokenizer, variants[variant], args, scale, heldout,
+                              guard, out)
+            if result is None:
+                missing.append(f"{method}@{variant}-seed{seed}")
+            else:
+                results.append(result)
 
         for method in methods:
             cell(method, "rule")
@@ -300,6 +310,8 @@ def main(argv=None) -> int:
              f"kinds {', '.join(kinds)}; {scale['new_tokens']} new tokens; {scale['epochs']} epoch(s); "
              f"seeds {','.join(map(str, seeds))}. This invocation: {time.perf_counter() - started:.0f} s wall on "
              f"{machine()}{' + GPU' if torch.cuda.is_available() else ''}.")
+    if missing:
+        setup += f" Not run (reported without them): {', '.join(missing)}."
     text = report(results, data, flags, heldout, command, setup)
     write_text(out / "mini_paper.md", text)
     chart(results, out / "mini_paper.png", f"{len(train_prompts)}x{scale['samples']} judged samples, "
