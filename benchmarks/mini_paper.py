@@ -65,7 +65,8 @@ LORA_TARGETS = ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]
 # CUT recipes (CUTConfig keywords). "cut-best" is the "p+ul" mix (Align-P MLE + unlikelihood on flagged tokens,
 # λ = 1.1, α = 1), chosen from v1 before any v2 run: the highest pass rate whose guard stayed near the base model
 # (λ = 1.0 scored higher but cost most of the held-out log-likelihood). positive_ratio -1 keeps every positive.
-REFERENCE = dict(threshold=1.1, alpha=1.0, reduction="reference", positive_ratio=0.25)
+REFERENCE = dict(threshold=1.1, alpha=1.0, align_n_weight=1.0, unflagged_weight=1.0, positive_ratio=0.25,
+                 reduction="reference")  # cutalign.config.REFERENCE_MIX at the online λ and α
 CUT_BEST = dict(threshold=1.1, alpha=1.0, reduction="normalized", positive_ratio=-1, align_n_weight=0.0,
                 unflagged_weight=0.0)
 CUT_RECIPES = {"cut-reference": REFERENCE, "cut-best": CUT_BEST}
@@ -116,6 +117,9 @@ def parse_args(argv=None):
                         f"of good answers): {', '.join(NOISY_METHODS)} trained on its judgments")
     parser.add_argument("--ablations", nargs="?", const=",".join(ABLATIONS), default="",
                         help=f"CUT recipe variants, comma-separated (alone: all of {', '.join(ABLATIONS)})")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train and evaluate nothing: report the cached cells of the requested ones, and list the "
+                        "missing")
     parser.add_argument("--learning-rate", type=float, default=5e-4, help="learning rate of every method (constant)")
     parser.add_argument("--batch-size", type=int, default=4, help="per-device batch size of every method")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores; on a "
@@ -175,13 +179,16 @@ def evaluate(model, tokenizer, method, scale, heldout, guard) -> dict:
             "passed": [rule_judge(p, o) is None for p, o in zip(heldout, outputs)], "outputs": records}
 
 
-def run_cell(method, variant, seed, base_model, tokenizer, rows, args, scale, heldout, guard, out: Path) -> dict:
-    """One (method, data variant, seed) cell, from the cache when it is there. The base model is trained on nothing
-    and decodes greedily, so its cell is shared by every seed and variant."""
+def run_cell(method, variant, seed, base_model, tokenizer, rows, args, scale, heldout, guard, out: Path) -> dict | None:
+    """One (method, data variant, seed) cell, from the cache when it is there (None with ``--report-only`` when it
+    is not). The base model is trained on nothing and decodes greedily, so its cell is shared by every seed and
+    variant."""
     name = "base" if method == "base" else f"{method}@{variant}-seed{seed}"
     path = out / "runs" / (name.replace(" ", "_").replace("=", "") + ".json")
     if path.is_file():
         return {**json.loads(path.read_text()), "seed": seed, "variant": variant}
+    if args.report_only:
+        return None
     torch.manual_seed(seed)
     random.seed(seed)
     start = time.perf_counter()
@@ -262,7 +269,7 @@ def main(argv=None) -> int:
 
     guard_refs = cached(out / "cache" / "guard-references.json", make_guard)
     guard = (guard_refs["prompts"], guard_refs["references"])
-    results, data, flags = [], {}, {}
+    results, data, flags, missing = [], {}, {}, []
     for seed in seeds:
         rows = cached(out / "cache" / f"train-seed{seed}.json", lambda: sample_and_judge(
             base_model, tokenizer, train_prompts, scale["samples"], scale["new_tokens"], seed))
@@ -275,8 +282,12 @@ def main(argv=None) -> int:
         data[seed] = variants
 
         def cell(method, variant):
-            results.append(run_cell(method, variant, seed, base_model, tokenizer, variants[variant], args, scale,
-                                    heldout, guard, out))
+            result = run_cell(method, variant, seed, base_model, tokenizer, variants[variant], args, scale, heldout,
+                              guard, out)
+            if result is None:
+                missing.append(f"{method}@{variant}-seed{seed}")
+            else:
+                results.append(result)
 
         for method in methods:
             cell(method, "rule")
@@ -300,6 +311,8 @@ def main(argv=None) -> int:
              f"kinds {', '.join(kinds)}; {scale['new_tokens']} new tokens; {scale['epochs']} epoch(s); "
              f"seeds {','.join(map(str, seeds))}. This invocation: {time.perf_counter() - started:.0f} s wall on "
              f"{machine()}{' + GPU' if torch.cuda.is_available() else ''}.")
+    if missing:
+        setup += f" Not run (reported without them): {', '.join(missing)}."
     text = report(results, data, flags, heldout, command, setup)
     write_text(out / "mini_paper.md", text)
     chart(results, out / "mini_paper.png", f"{len(train_prompts)}x{scale['samples']} judged samples, "

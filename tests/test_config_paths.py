@@ -31,6 +31,10 @@ def other_value(field: dataclasses.Field):
         value = "chat" if default != "chat" else "alpaca"
     elif field.name == "chat_judgment_template":
         value = default + " Be brief."
+    elif field.name == "contrast_judgment":
+        value = "The response is wrong."
+    elif field.name == "max_flagged_fraction":
+        value = default - 0.5
     elif isinstance(default, bool):
         value = not default
     elif isinstance(default, int):
@@ -69,7 +73,21 @@ def test_a_cut_option_reaches_every_path(field, tmp_path):
 def test_loss_settings_reach_the_loss_through_one_method(tmp_path):
     """CUTConfig.loss_kwargs gives exactly cut_loss's settings (no setting dropped, none invented)."""
     parameters = inspect.signature(cut_loss).parameters
-    settings = {name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY} - {"num_items_in_batch"}
+    # num_items_in_batch and contrast_logps are batch data, not settings
+    settings = {name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY} - {"num_items_in_batch",
+                                                                                       "contrast_logps"}
     assert set(CUTConfig(output_dir=str(tmp_path)).loss_kwargs()) == settings
     required = {name for name in settings if parameters[name].default is inspect.Parameter.empty}
     assert required == {"threshold", "alpha", "reduction"}  # the loss has no defaults of its own for these
+
+
+def test_train_takes_the_shipped_reference_mix_by_name(tmp_path):
+    """``cutalign train --config reference-mix`` is the paper's loss mix; the command line still overrides it."""
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"prompt": "Say hi.", "completion": "Hi.", "judgment": null}\n')
+    _, _, args = train.parse(["--config", "reference-mix", "--train_data", str(data), "--output_dir", str(tmp_path),
+                              "--positive_ratio", "0.5"])
+    assert (args.align_n_weight, args.unflagged_weight, args.reduction, args.positive_ratio) == \
+        (1.0, 1.0, "reference", 0.5)
+    _, _, args = train.parse(["--train_data", str(data), "--output_dir", str(tmp_path)])
+    assert (args.align_n_weight, args.unflagged_weight, args.reduction) == (0.0, 0.0, "normalized")

@@ -16,10 +16,11 @@ from cutalign import CUTConfig, CUTTrainer
 
 
 def config(tmp_path, **overrides):
+    """A short run with every loss part on (the reference weights), so that each part is exercised."""
     values = dict(
         output_dir=str(tmp_path / "out"), per_device_train_batch_size=6, max_steps=6, learning_rate=5e-3,
         report_to=[], logging_steps=1, positive_ratio=-1, save_strategy="no", use_cpu=True, seed=0,
-        lr_scheduler_type="constant", disable_tqdm=True,
+        lr_scheduler_type="constant", disable_tqdm=True, align_n_weight=1.0, unflagged_weight=1.0,
     )
     values.update(overrides)
     return CUTConfig(**values)
@@ -208,6 +209,21 @@ def test_chat_template_mode_trains(tmp_path):
                          processing_class=make_tokenizer())
     trainer.train()
     assert trainer.state.global_step == 2
+
+
+def test_defaults_are_the_measured_mix_and_the_reference_mix_is_one_option_away(tmp_path):
+    """CUTConfig's defaults: Align-P MLE + flagged unlikelihood, every positive kept, normalized reduction. The
+    reference mix is REFERENCE_MIX, and the shipped reference-mix.yaml holds the same values."""
+    from cutalign.config import REFERENCE_MIX, config_file
+    from cutalign.io import read_yaml
+
+    args = CUTConfig(output_dir=str(tmp_path))
+    assert (args.align_p_weight, args.align_n_weight, args.unflagged_weight) == (1.0, 0.0, 0.0)
+    assert (args.threshold, args.alpha, args.positive_ratio, args.reduction) == (1.1, 1.0, -1.0, "normalized")
+    assert read_yaml(config_file("reference-mix")) == REFERENCE_MIX
+    reference = CUTConfig(output_dir=str(tmp_path), **REFERENCE_MIX)
+    assert (reference.align_n_weight, reference.unflagged_weight, reference.positive_ratio, reference.reduction) == \
+        (1.0, 1.0, 0.25, "reference")
 
 
 @pytest.mark.parametrize("field,value,message", [

@@ -25,9 +25,12 @@ from .loss import REDUCTIONS
 class CUTConfig(TrainingArguments):
     """Training arguments for :class:`CUTTrainer`: transformers' ``TrainingArguments`` plus the CUT settings.
 
-    Defaults follow the reference implementation's online setting (λ = 1.1, α = 1, Alpaca templates, every loss
-    part weighted 1), except the reduction, which defaults to the token-normalized one whose gradient does not
-    depend on how a batch is split (``reduction="reference"`` restores the reference averaging).
+    The defaults are the loss mix the measurements favour (``docs/method.md``, ``docs/evaluation.md``): Align-P MLE
+    plus unlikelihood on the flagged tokens of negatives (λ = 1.1, α = 1, the reference implementation's online
+    values), every positive kept, and the token-normalized reduction, whose gradient does not depend on how a batch
+    is split. The reference implementation's mix (every loss part weighted 1, at most 0.25 positives per negative,
+    its per-micro-batch averaging) is :data:`REFERENCE_MIX`: ``CUTConfig(..., **REFERENCE_MIX)``, or
+    ``cutalign train --config reference-mix``.
     """
 
     # The CUT loss
@@ -46,10 +49,12 @@ class CUTConfig(TrainingArguments):
     )
     align_p_weight: float = field(default=1.0, metadata={"help": "Weight of MLE on positive examples (Align-P)."})
     align_n_weight: float = field(
-        default=1.0, metadata={"help": "Weight of MLE on negative examples under their judgment (Align-N)."}
+        default=0.0, metadata={"help": "Weight of MLE on negative examples under their judgment (Align-N). Reference: "
+                               "1; 0 by default, as on small models it taught the judged-bad answers."}
     )
     unflagged_weight: float = field(
-        default=1.0, metadata={"help": "Weight of MLE on the unflagged tokens of negatives, plain view (Misalign)."}
+        default=0.0, metadata={"help": "Weight of MLE on the unflagged tokens of negatives, plain view (Misalign). "
+                               "Reference: 1; 0 by default, as on small models it taught the judged-bad answers."}
     )
     max_flagged_fraction: float = field(
         default=1.0,
@@ -65,9 +70,9 @@ class CUTConfig(TrainingArguments):
     )
     # The data
     positive_ratio: float = field(
-        default=0.25,
+        default=-1.0,
         metadata={"help": "Keep at most positive_ratio x (number of negatives) positive examples, sampled under "
-                  "the seed. A negative value keeps all. Reference: 0.25."},
+                  "the seed. A negative value (the default) keeps all. Reference: 0.25."},
     )
     positive_score: float = field(
         default=7.0, metadata={"help": "Examples with score >= positive_score count as positive (reference: 7)."}
@@ -158,6 +163,13 @@ class CUTConfig(TrainingArguments):
             "unflagged_weight": self.unflagged_weight,
             "max_flagged_fraction": self.max_flagged_fraction,
         }
+
+
+REFERENCE_MIX: dict[str, Any] = {"align_n_weight": 1.0, "unflagged_weight": 1.0, "positive_ratio": 0.25,
+                                  "reduction": "reference"}
+"""The reference implementation's (wwxu21/CUT) loss mix and averaging, which differ from :class:`CUTConfig`'s
+defaults: ``CUTConfig(output_dir=..., **REFERENCE_MIX)``. The shipped ``reference-mix.yaml`` holds the same values
+for ``cutalign train --config reference-mix``."""
 
 
 DEFAULT_LORA_TARGETS = ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]

@@ -63,10 +63,13 @@ def parse(argv: list[str], dataclass_types: tuple, *, prog: str, description: st
         parser.set_defaults(**defaults)
     if config:
         parser.add_argument("--config", metavar="FILE", default=None,
-                            help="YAML file of any of these options (name: value); the command line overrides it")
+                            help="YAML file of any of these options (name: value), or a shipped one by name "
+                            "(reference-mix: the paper's loss mix); the command line overrides it")
         path = _config_path(argv)
         if path is not None:
-            apply_config(parser, dataclass_types, path)
+            from ..config import config_file
+
+            apply_config(parser, dataclass_types, str(config_file(path)))
     _reject_unknown(parser, argv)
     instances = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
     return tuple(instances[:len(dataclass_types)])  # (after them: the namespace holding --config)
