@@ -82,6 +82,8 @@ def method_rows(results, entries: list[tuple[str, str, str]], against: tuple[str
     """One row per (label, method, variant): pooled figures and the paired test of the cells ``against`` (method,
     variant) minus it (none on the row of ``against`` itself)."""
     reference = cells(results, *against)
+    base = cells(results, "base")
+    base_words = pooled(base)["words"] if base else None
     rows = []
     for label, method, variant in entries:
         runs = cells(results, method, variant)
@@ -91,13 +93,26 @@ def method_rows(results, entries: list[tuple[str, str, str]], against: tuple[str
         test = None if (method, variant) == against else paired(reference, runs, prompts)
         rows.append([label, f"{p['pass_rate']:.3f}", f"[{p['ci'][0]:.2f}, {p['ci'][1]:.2f}]",
                      ", ".join(f"{v:.2f}" for v in p["per_seed"]), f"{p['seen']:.2f}", f"{p['unseen']:.2f}",
-                     *fmt_test(test), f"{p['logp']:.3f}", f"{p['words']:.1f}", f"{p['distinct_2']:.2f}",
-                     f"{p['train_s']:.0f}"])
+                     *fmt_test(test), f"{p['logp']:.3f}", f"{p['words']:.1f}", length_check(p["words"], base_words),
+                     f"{p['distinct_2']:.2f}", f"{p['train_s']:.0f}"])
     return rows
 
 
 HEADER = ["method", "pass", "95% Wilson", "per seed", "seen", "unseen", "CUT-best − it", "b/c", "McNemar p",
-          "bootstrap 95% CI, p", "held-out logp", "words", "distinct-2", "train s"]
+          "bootstrap 95% CI, p", "held-out logp", "words", "words / base", "distinct-2", "train s"]
+
+LENGTH_FLOOR = 0.75
+"""The online guard's default length rule (``max_length_drop: 0.25``): a method whose answers average fewer than
+0.75 x the base model's words is marked, since on these constraints (a word limit, no commas, an avoided word)
+shorter answers pass more often whatever was learned."""
+
+
+def length_check(words: float, base_words: float | None) -> str:
+    """``words / base_words``, marked "short" below :data:`LENGTH_FLOOR` (empty without a base cell)."""
+    if not base_words:
+        return ""
+    ratio = words / base_words
+    return f"{ratio:.2f}" + (" short" if ratio < LENGTH_FLOOR else "")
 
 
 def data_table(data: dict[int, dict[str, list[dict]]]) -> str:
@@ -113,13 +128,18 @@ def data_table(data: dict[int, dict[str, list[dict]]]) -> str:
     return table(["seed", "judge", "rows", "judged good", "judged bad", "words (good)", "words (bad)"], rows)
 
 
+def is_ablation(method: str) -> bool:
+    """A CUT recipe variant (``benchmarks/mini_paper.py``'s ABLATIONS), reported in its own table."""
+    return method.startswith("cut-") and method not in (BEST, "cut-reference")
+
+
 def report(results: list[dict], data, flags, heldout: list[str], command: str, setup: str) -> str:
     """The whole Markdown report of one invocation."""
     prompts = len(heldout)
     best = cells(results, BEST)
     parts = [f"`{command}`\n\n{setup}\n", "### Training data\n", data_table(data)]
     main = [(m, m, "rule") for m in dict.fromkeys(r["method"] for r in results if r.get("variant") == "rule"
-                                                   or r["method"] == "base")]
+                                                   or r["method"] == "base") if not is_ablation(m)]
     if main:
         parts += ["### Main comparison (rule judge)\n",
                   "CUT-best − it: pass-rate difference over the same (seed, prompt) items; b/c: items only CUT-best "
@@ -155,8 +175,8 @@ def report(results: list[dict], data, flags, heldout: list[str], command: str, s
             rows.append([m, *fmt_test(test)])
         parts += ["Clean minus noisy judge, per method:\n",
                   table(["method", "clean − noisy", "b/c", "McNemar p", "bootstrap 95% CI, p"], rows)]
-    ablations = [(r["method"], r["method"], "rule") for r in results if r["method"].startswith("cut-") and
-                 r["method"] not in (BEST, "cut-reference") and r.get("variant") == "rule"]
+    ablations = [(r["method"], r["method"], "rule") for r in results if is_ablation(r["method"])
+                 and r.get("variant") == "rule"]
     if ablations:
         parts += ["### CUT ablations (tests: CUT-best minus the row)\n",
                   table(HEADER, method_rows(results, list(dict.fromkeys(ablations)), (BEST, "rule"), prompts))]

@@ -274,3 +274,12 @@ def test_kind_rows_counts_by_hand():
     ]
     counts = kind_diagnosis.kind_rows(rows)["no_commas"]
     assert dict(counts) == {"prompts": 2, "good_rows": 1, "satisfied": 1, "violations": 1, "quotes_present": 1}
+
+
+def test_report_marks_answers_shorter_than_the_guard_allows_and_keeps_variants_apart():
+    results = [fake_cell("base", 0, [False] * 4, words=40.0), fake_cell("cut-best", 0, [True] * 4, words=36.0),
+               fake_cell("kto", 0, [True] * 4, words=12.0), fake_cell("cut-best j0", 0, [True] * 4, words=40.0)]
+    text = report_module.report(results, {}, {}, ["p"] * 4, "cmd", "setup")
+    main = text.split("### CUT ablations")[0]
+    assert "| 12.0 | 0.30 short |" in main and "| 36.0 | 0.90 |" in main
+    assert "cut-best j0" not in main and "| cut-best j0 | 1.000 |" in text.split("### CUT ablations")[1]
