@@ -89,4 +89,10 @@ def train(model, data: TrainDataArguments, config) -> int:
             report["eval"] = evaluation
         write_json(Path(config.output_dir) / "cutalign_metrics.json", report)
         print(f"saved the {'adapter' if model.lora else 'model'} and tokenizer to {config.output_dir}")
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        # Under a multi-process launch: leave the process group before exiting. Left to interpreter shutdown, a
+        # gloo process group was seen to abort its process ("terminate called without an active exception").
+        dist.destroy_process_group()
     return 0
