@@ -19,14 +19,17 @@ seeds). Needs no model: it reads what ``benchmarks/mini_paper.py`` cached.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from cutalign.tasks import parse_constraints, rule_judge
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-_QUOTED = re.compile(r"'([^']+)'")
+from flag_analysis import evidence_spans  # noqa: E402
+from mini_paper_report import table  # noqa: E402
+
+from cutalign.tasks import parse_constraints, rule_judge  # noqa: E402
+
 METHODS = ("base", "sft-positive", "dpo", "cut-best")
 
 
@@ -44,7 +47,7 @@ def kind_rows(rows: list[dict]) -> dict[str, dict[str, int]]:
                 count["satisfied"] += 1
                 continue
             count["violations"] += 1
-            spans = _QUOTED.findall(violation)
+            spans = evidence_spans(violation)
             # "present" when some quoted span is (after trimming clip marks) text of the answer itself
             count["quotes_present"] += any(s.strip(" .…") and s.strip(" .…") in row["completion"] for s in spans)
     return counts
@@ -71,16 +74,15 @@ def report(out: Path) -> str:
     methods = [m for m in METHODS if m in rates]
     header = ["kind", "answers", "satisfied", "good rows", "violations quoting present text",
               *(f"held-out {m}" for m in methods)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = []
     for kind in sorted(counts, key=lambda k: counts[k]["satisfied"] / counts[k]["prompts"]):
         c = counts[kind]
-        cells = [kind, str(c["prompts"]), f"{c['satisfied'] / c['prompts']:.2f}", str(c["good_rows"]),
-                 f"{c['quotes_present'] / max(c['violations'], 1):.2f} of {c['violations']}",
-                 *(f"{rates[m].get(kind, float('nan')):.2f}" for m in methods)]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append([kind, c["prompts"], f"{c['satisfied'] / c['prompts']:.2f}", c["good_rows"],
+                      f"{c['quotes_present'] / max(c['violations'], 1):.2f} of {c['violations']}",
+                      *(f"{rates[m].get(kind, float('nan')):.2f}" for m in methods)])
     seeds = len(list((out / "cache").glob("train-seed*.json")))
     return (f"{len(rows)} judged training answers ({seeds} seeds); held-out pass rates pooled over the cached seeds.\n\n"
-            + "\n".join(lines) + "\n")
+            + table(header, lines))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ Scoring is completion-aligned and layout-independent: the K scored tokens are li
 position of the token *before* the scored one) and ``score_targets``; ``plain_index`` and ``mle_index`` (B, T)
 pick, for the t-th response token of example b, its entry among the K scores in the plain view and in the view
 trained by MLE (judgment view for negatives, plain view for positives); with ``contrast=True``, ``contrast_index``
-picks it in the neutral-judgment view (plain view for positives, whose entries the loss never reads). ``shift_labels`` (B, T) holds the
-completion ids with -100 as padding: the Trainer counts it for ``num_items_in_batch`` (it only counts when a
-``labels`` key is present too, so ``labels`` is the same tensor).
+picks it in the neutral-judgment view (plain view for positives, whose entries the loss never reads).
+``shift_labels`` (B, T) holds the completion ids with -100 as padding: the Trainer counts it for
+``num_items_in_batch`` (it only counts when a ``labels`` key is present too, so ``labels`` is the same tensor).
 """
 
 from __future__ import annotations
@@ -62,17 +62,18 @@ class CUTCollator:
         # Views 0..B-1 are the plain views, in batch order; the judgment views of the negatives follow, and
         # judgment_view maps an example to the index of its judgment view.
         views = [(f["prompt_ids"], f["completion_ids"]) for f in features]
-        judgment_view = {}
-        for b, f in enumerate(features):
-            if f["negative"]:
-                judgment_view[b] = len(views)
-                views.append((f["judgment_prompt_ids"], f["completion_ids"]))
-        contrast_view = {}
-        if self.contrast:
+
+        def add_negative_views(prompt_key: str) -> dict[int, int]:
+            """Append the ``prompt_key`` view of every negative example; return example -> view index."""
+            added = {}
             for b, f in enumerate(features):
                 if f["negative"]:
-                    contrast_view[b] = len(views)
-                    views.append((f["contrast_prompt_ids"], f["completion_ids"]))
+                    added[b] = len(views)
+                    views.append((f[prompt_key], f["completion_ids"]))
+            return added
+
+        judgment_view = add_negative_views("judgment_prompt_ids")
+        contrast_view = add_negative_views("contrast_prompt_ids") if self.contrast else {}
 
         lengths = [len(p) + len(c) for p, c in views]
         if self.padding_free:
