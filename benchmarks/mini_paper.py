@@ -4,7 +4,8 @@ same held-out prompts, with paired significance tests, plus the judgment-content
     python benchmarks/mini_paper.py                  # the main comparison: 10 methods x 3 seeds (CPU scale)
     python benchmarks/mini_paper.py --content        # + CUT-best on generic and on shuffled judgments
     python benchmarks/mini_paper.py --noisy          # + the competitive methods under a noisy judge
-    python benchmarks/mini_paper.py --ablations      # + the CUT recipe variants (λ, α, loss mix, token selection)
+    python benchmarks/mini_paper.py --ablations      # + the CUT recipe variants (λ, α, loss mix, token selection,
+                                                     #   learning rate, epochs)
     python benchmarks/mini_paper.py --ablations "cut-best j0"   # + only the named variant(s), comma-separated
     python benchmarks/mini_paper.py --quick          # a few-minute smoke run (tiny sizes, one seed)
     python benchmarks/mini_paper.py --scale gpu      # more prompts, every constraint kind
@@ -78,6 +79,9 @@ ABLATIONS = {
     # a neutral judgment j0 (the content ablation's generic sentence) instead of against no judgment.
     "cut-best top10": {**CUT_BEST, "threshold": 1.0, "max_flagged_fraction": 0.1},
     "cut-best j0": {**CUT_BEST, "contrast_judgment": GENERIC_JUDGMENT},
+    # Training length: the main run's one epoch at 5e-4 (24 steps) may stop before CUT's signal has acted.
+    "cut-best lr=1e-3": {**CUT_BEST, "learning_rate": 1e-3},
+    "cut-best 2 epochs": {**CUT_BEST, "num_train_epochs": 2},
 }
 MAIN_METHODS = ["base", *METHODS, *CUT_RECIPES]
 NOISY_METHODS = ["sft-positive", "dpo", "cut-best"]
@@ -147,7 +151,7 @@ def train(method, base_model, tokenizer, rows, args, scale, seed, run_dir):
     if method in recipes:
         from cutalign import CUTConfig, CUTTrainer
 
-        config = CUTConfig(**targs, template="chat", max_length=1024, **recipes[method])
+        config = CUTConfig(**{**targs, **recipes[method]}, template="chat", max_length=1024)  # a recipe may set lr
         trainer = CUTTrainer(model, config, train_dataset=rows, processing_class=tokenizer)
         trainer.train()
         logged = [e["flagged_fraction"] for e in trainer.state.log_history if "flagged_fraction" in e]

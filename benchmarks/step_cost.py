@@ -5,8 +5,11 @@ Every method trains the embedded SmolLM2-135M with LoRA (r=16 on gate/up/down pr
 
 * one negative example: plain prompt L/8 tokens, judgment prompt L/4 tokens, response 3L/4 tokens (rows of 7L/8
   and L tokens), and one positive example (plain prompt L/8, response 3L/4);
-* ``cut``: :class:`cutalign.CUTTrainer`, one forward over 3 rows (both views of the negative, the plain view of the
-  positive), label-only chunked log-probabilities, normalized reduction;
+* ``cut``: :class:`cutalign.CUTTrainer` with its default mix, label-only chunked log-probabilities, normalized
+  reduction: a forward with gradient over 2 rows (the plain views), and one without over the negative's judgment
+  view, which the default mix only reads to select tokens;
+* ``cut_reference_mix``: the same with the reference's loss-part weights (Align-N trains on the judgment view), so
+  one forward with gradient over all 3 rows;
 * ``sft``: transformers' ``Trainer`` with the model's own loss (full logits, cross-entropy on the response) on the
   same 3 rows, batch 3;
 * ``trl_sft``: TRL's ``SFTTrainer`` on the same 3 rows (prompt-completion, completion-only loss), batch 3;
@@ -40,7 +43,7 @@ import tempfile
 
 import common
 
-METHODS = ("cut", "sft", "trl_sft", "trl_dpo", "reference")
+METHODS = ("cut", "cut_reference_mix", "sft", "trl_sft", "trl_dpo", "reference")
 LORA = dict(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=["gate_proj", "up_proj", "down_proj"],
             task_type="CAUSAL_LM")
 MODEL_CONFIGS = {
@@ -165,13 +168,18 @@ def build_trainer(spec: dict, output_dir: str, callback):
     examples = synthetic_examples(spec["length"], tokenizer, pairs=pairs)
     repeat = spec["steps"]
     method = spec["method"]
-    if pairs != 1 and method not in ("cut", "sft"):
+    if pairs != 1 and method not in ("cut", "cut_reference_mix", "sft"):
         raise ValueError(f"pairs={pairs}: only 'cut' and 'sft' take more than one pair per step")
 
-    if method == "cut":
+    if method in ("cut", "cut_reference_mix"):
         from cutalign import CUTConfig, CUTTrainer
+        from cutalign.config import REFERENCE_MIX
 
-        args = training_args(CUTConfig, spec, output_dir, per_device_train_batch_size=2 * pairs, positive_ratio=-1)
+        # The default mix trains nothing on the judgment view, which then runs in a forward without gradient; the
+        # reference mix trains on it (Align-N), so every view runs in one forward with gradient.
+        mix = {**REFERENCE_MIX, "reduction": "normalized"} if method == "cut_reference_mix" else {}
+        args = training_args(CUTConfig, spec, output_dir, per_device_train_batch_size=2 * pairs,
+                             **{**mix, "positive_ratio": -1})
         text = [{"prompt": "Hi.", "completion": "Hello.", "judgment": None}]
         trainer = CUTTrainer(model, args, train_dataset=text, processing_class=tokenizer,
                              peft_config=LoraConfig(**LORA), callbacks=[callback])
@@ -263,7 +271,7 @@ def worker(spec: dict) -> dict:
         trainer, rows = build_trainer(spec, output_dir, callback)
         trainer.train()
     tokens = None  # DPO and the reference computation train on other rows
-    if spec["method"] in ("cut", "sft", "trl_sft"):
+    if spec["method"] in ("cut", "cut_reference_mix", "sft", "trl_sft"):
         tokens = step_tokens(spec, AutoTokenizer.from_pretrained(common.model_dir(spec["layers"])))
     return {"seconds": callback.step_seconds, "peak_gib": callback.peak_gib(), "rows": rows, "tokens": tokens}
 

@@ -1,5 +1,6 @@
 """CUTTrainer on tiny random models: parameters move, the loss falls, log-probs match plain forwards."""
 
+import dataclasses
 import json
 
 import pytest
@@ -69,19 +70,25 @@ def test_logged_parts_add_up_to_the_logged_loss_under_accumulation(reduction, tm
 
 @pytest.mark.parametrize("padding_free", [False, True])
 @pytest.mark.parametrize("contrast", [None, "The response does not follow the instruction."])
-def test_training_logprobs_match_plain_forward_of_each_view(padding_free, contrast):
+@pytest.mark.parametrize("detach_judgment", [False, True])
+def test_training_logprobs_match_plain_forward_of_each_view(padding_free, contrast, detach_judgment):
     tokenizer = make_tokenizer()
     model = add_token_logprobs_forward(make_model("llama"))
     tokenized, _ = tokenize_dataset(load_judgments(tiny_examples(2, 2)), tokenizer, template="alpaca", max_length=256,
                                     contrast_judgment=contrast)
     features = [tokenized[i] for i in range(len(tokenized))]
-    batch = CUTCollator(tokenizer.pad_token_id, padding_free=padding_free, contrast=contrast is not None)(features)
+    batch = CUTCollator(tokenizer.pad_token_id, padding_free=padding_free, contrast=contrast is not None,
+                        detach_judgment=detach_judgment)(features)
     assert ("contrast_index" in batch) == (contrast is not None)
+    # The first batch holds the plain views (and the judgment views unless detached); the rest is detached.
+    assert len(batch["input_ids"]) == (4 if detach_judgment else 6) or padding_free
+    assert ("detached_input_ids" in batch) == (detach_judgment or contrast is not None)
     model.eval()
     with torch.no_grad():
-        scores = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
-                       position_ids=batch.get("position_ids"), score_positions=batch["score_positions"],
-                       score_targets=batch["score_targets"]).token_logps
+        scores = torch.cat([
+            CUTTrainer._token_logps(model, batch, prefix)
+            for prefix in ("", "detached_") if prefix + "input_ids" in batch
+        ])
         for b, f in enumerate(features):
             completion = f["completion_ids"]
             views = [("prompt_ids", batch["plain_index"])]
@@ -95,6 +102,58 @@ def test_training_logprobs_match_plain_forward_of_each_view(padding_free, contra
                 expected = logps[torch.arange(start, start + len(completion)), torch.tensor(completion)]
                 got = scores[index[b, : len(completion)]]
                 assert torch.allclose(got, expected, atol=1e-5), (b, key)
+
+
+@pytest.mark.parametrize("padding_free", [False, True])
+@pytest.mark.parametrize("contrast", [None, "The response does not follow the instruction."])
+def test_views_without_gradient_run_apart_and_leave_loss_and_gradients_unchanged(tmp_path, padding_free, contrast):
+    """With align_n_weight = 0 (the default) the judgment views run in a forward without gradient: the loss and
+    every gradient equal those of one forward over all views, and that second forward really records no graph."""
+    trainer = CUTTrainer(make_model("llama"), config(tmp_path, align_n_weight=0.0, threshold=1.0,
+                                                     padding_free=padding_free, contrast_judgment=contrast),
+                         train_dataset=tiny_examples(), processing_class=make_tokenizer())
+    assert trainer.data_collator.detach_judgment
+    features = [trainer.train_dataset[i] for i in range(len(trainer.train_dataset))]
+    grad_enabled = []
+    trainer.model.register_forward_pre_hook(lambda module, args: grad_enabled.append(torch.is_grad_enabled()))
+    results = []
+    for detach in (False, True):
+        batch = dataclasses.replace(trainer.data_collator, detach_judgment=detach)(features)
+        trainer.model.zero_grad()
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in trainer.model.named_parameters()}))
+    # Contrast views are always detached; judgment views only with detach_judgment.
+    assert grad_enabled == ([False, True] if contrast else [True]) + [False, True]
+    (joint_loss, joint_grads), (split_loss, split_grads) = results
+    assert torch.allclose(joint_loss, split_loss, atol=1e-6)
+    assert all(g.abs().sum() > 0 for g in split_grads.values())
+    for name, grad in split_grads.items():
+        assert torch.allclose(grad, joint_grads[name], atol=1e-6), name
+
+
+def test_judgment_views_keep_their_gradient_when_align_n_trains_on_them(tmp_path):
+    trainer = CUTTrainer(make_model("llama"), config(tmp_path), train_dataset=tiny_examples(),
+                         processing_class=make_tokenizer())
+    assert not trainer.data_collator.detach_judgment
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(trainer.train_dataset))])
+    assert "detached_input_ids" not in batch
+
+
+def test_a_batch_without_negatives_still_runs_the_forward_without_gradient(tmp_path):
+    """Processes training together must call the model equally often (DDP syncs buffers on every forward; ZeRO-3
+    and FSDP gather weights): a batch of positives alone gets a one-view detached batch whose scores are unread."""
+    trainer = CUTTrainer(make_model("llama"), config(tmp_path, align_n_weight=0.0),
+                         train_dataset=tiny_examples(3, 0) + tiny_examples(0, 1), processing_class=make_tokenizer())
+    positives = [f for f in (trainer.train_dataset[i] for i in range(len(trainer.train_dataset))) if not f["negative"]]
+    batch = trainer.data_collator(positives)
+    assert len(batch["detached_input_ids"]) == 1
+    assert len(batch["detached_score_targets"]) == len(positives[0]["completion_ids"])
+    assert batch["mle_index"].max() < len(batch["score_targets"])  # every read score comes from the first batch
+    calls = []
+    trainer.model.register_forward_pre_hook(lambda module, args: calls.append(torch.is_grad_enabled()))
+    loss = trainer.compute_loss(trainer.model, batch)
+    assert calls == [False, True] and torch.isfinite(loss)
 
 
 def test_contrast_judgment_flags_only_what_the_judgment_adds(tmp_path):

@@ -1,10 +1,11 @@
 """CUTTrainer: CUT as a ``transformers.Trainer`` (its settings are :class:`cutalign.config.CUTConfig`).
 
-One forward per step runs the plain view of every example and the judgment view of the negative examples
-(:mod:`cutalign.data.collator`); the patched model forward (:mod:`cutalign.logprobs`) returns only the
-log-probabilities of the response tokens, never the full-vocabulary logits; :func:`cutalign.loss.cut_loss` turns
-them into the loss. Everything else (optimizer, schedule, checkpointing, resuming, accelerate/DeepSpeed/FSDP,
-logging) is the Trainer's.
+A step runs the plain view of every example and the judgment view of the negative examples
+(:mod:`cutalign.data.collator`): in one forward, or, when the judgment views carry no gradient (``align_n_weight=0``,
+the default), in a second forward without gradient, which saves their backward pass and activations. The patched
+model forward (:mod:`cutalign.logprobs`) returns only the log-probabilities of the response tokens, never the
+full-vocabulary logits; :func:`cutalign.loss.cut_loss` turns them into the loss. Everything else (optimizer,
+schedule, checkpointing, resuming, accelerate/DeepSpeed/FSDP, logging) is the Trainer's.
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ class CUTTrainer(Trainer):
                 # FlashAttention reads packed sequences from position_ids only in a single row (varlen kernels).
                 single_row="flash" in (base_model.config._attn_implementation or ""),
                 contrast=args.contrast_judgment is not None,
+                # With align_n_weight = 0 (the default) the judgment views only select tokens.
+                detach_judgment=args.align_n_weight == 0,
             ),
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
@@ -199,17 +202,17 @@ class CUTTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         args: CUTConfig = self.args
-        token_logps = model(
-            input_ids=inputs["input_ids"],
-            attention_mask=inputs.get("attention_mask"),  # padded batches
-            position_ids=inputs.get("position_ids"),  # padding-free batches
-            score_positions=inputs["score_positions"],
-            score_targets=inputs["score_targets"],
-        ).token_logps
+        detached_logps = None
+        if "detached_input_ids" in inputs:  # views that only select tokens: no gradient, no stored activations
+            with torch.no_grad():  # first, so that the last forward before backward is the one with gradient
+                detached_logps = self._token_logps(model, inputs, prefix="detached_")
+        token_logps = self._token_logps(model, inputs)
+        if detached_logps is not None:
+            token_logps = torch.cat([token_logps, detached_logps])  # the indices count these K' scores after the K
         mask, negative = inputs["completion_mask"], inputs["negative"]
         mle_logps = token_logps[inputs["mle_index"]]
         plain_logps = token_logps[inputs["plain_index"]]
-        # The neutral-judgment views only select tokens: no gradient flows through them (the loss detaches them).
+        # The neutral-judgment views only select tokens: they come from the forward without gradient.
         contrast_logps = token_logps[inputs["contrast_index"]] if args.contrast_judgment is not None else None
         output = cut_loss(
             mle_logps,
@@ -229,6 +232,17 @@ class CUTTrainer(Trainer):
         self._record_metrics(output, mle_logps, plain_logps, reference_logps, mask, negative, scale)
         loss = loss * scale
         return (loss, output) if return_outputs else loss
+
+    @staticmethod
+    def _token_logps(model, inputs, prefix: str = "") -> torch.Tensor:
+        """The scored tokens' log-probabilities from one forward of the ``prefix`` batch (see the collator)."""
+        return model(
+            input_ids=inputs[prefix + "input_ids"],
+            attention_mask=inputs.get(prefix + "attention_mask"),  # padded batches
+            position_ids=inputs.get(prefix + "position_ids"),  # padding-free batches
+            score_positions=inputs[prefix + "score_positions"],
+            score_targets=inputs[prefix + "score_targets"],
+        ).token_logps
 
     @torch.no_grad()
     def _record_metrics(self, output, mle_logps, plain_logps, reference_logps, mask, negative, scale) -> None:

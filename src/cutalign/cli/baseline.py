@@ -59,7 +59,7 @@ def run(argv: list[str]) -> int:
     model_config, args, config = parse(argv)
 
     from ..data import load_judgments
-    from .checks import require_model, require_reporting, require_supported_launch
+    from .checks import leave_process_group, require_model, require_reporting, require_supported_launch
 
     require_supported_launch(config.use_cpu)
     require_reporting(config.report_to)
@@ -88,12 +88,12 @@ def run(argv: list[str]) -> int:
                              peft_config=model_config.peft_config(), template=template,
                              max_length=config.max_length, refine=refine, beta=args.beta)
     trainer.save_model(config.output_dir)
-    if not trainer.is_world_process_zero():
-        return 0
-    tokenizer.save_pretrained(config.output_dir)
-    metrics = {"method": args.method, "data": trainer.baseline_counts,
-               "train": dict(trainer.state.log_history[-1])}
-    write_json(Path(config.output_dir) / "baseline_metrics.json", metrics)
-    print(json.dumps(metrics, indent=2))
-    print(f"saved the {'adapter' if model_config.lora else 'model'} and tokenizer to {config.output_dir}")
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(config.output_dir)
+        metrics = {"method": args.method, "data": trainer.baseline_counts,
+                   "train": dict(trainer.state.log_history[-1])}
+        write_json(Path(config.output_dir) / "baseline_metrics.json", metrics)
+        print(json.dumps(metrics, indent=2))
+        print(f"saved the {'adapter' if model_config.lora else 'model'} and tokenizer to {config.output_dir}")
+    leave_process_group()
     return 0

@@ -122,3 +122,16 @@ def require_supported_launch(use_cpu: bool) -> None:
     if use_cpu and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
         raise UsageError("FSDP runs only on GPUs (accelerate would fall back to unsharded DDP on the CPU); on this "
                          "machine launch with configs/accelerate/ddp.yaml, zero2.yaml or zero3.yaml instead")
+
+
+def leave_process_group() -> None:
+    """Under a multi-process launch, leave the process group together before the process exits.
+
+    Left to interpreter shutdown, or destroyed by one process while another still wrote its report, a gloo process
+    group was seen to abort its process ("terminate called without an active exception") after a finished run.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

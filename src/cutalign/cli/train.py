@@ -61,7 +61,7 @@ def train(model, data: TrainDataArguments, config) -> int:
     """Check the data and the model, train, save the adapter (or model) and ``cutalign_metrics.json``."""
     from ..data import load_judgments
     from ..io import write_json
-    from .checks import require_model, require_reporting, require_supported_launch
+    from .checks import leave_process_group, require_model, require_reporting, require_supported_launch
 
     require_supported_launch(config.use_cpu)
     require_reporting(config.report_to)
@@ -89,10 +89,5 @@ def train(model, data: TrainDataArguments, config) -> int:
             report["eval"] = evaluation
         write_json(Path(config.output_dir) / "cutalign_metrics.json", report)
         print(f"saved the {'adapter' if model.lora else 'model'} and tokenizer to {config.output_dir}")
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        # Under a multi-process launch: leave the process group before exiting. Left to interpreter shutdown, a
-        # gloo process group was seen to abort its process ("terminate called without an active exception").
-        dist.destroy_process_group()
+    leave_process_group()
     return 0

@@ -1,4 +1,4 @@
-"""Batches for one CUT forward: the plain view of every example plus the judgment view of the negatives only.
+"""Batches for a CUT step: the plain view of every example plus the judgment view of the negatives only.
 
 Views: the plain views of the B examples, then the judgment views of the negative examples in batch order, then
 (with ``contrast=True``) their neutral-judgment views. Positives get no second, padded view (the reference pads one
@@ -19,6 +19,12 @@ position of the token *before* the scored one) and ``score_targets``; ``plain_in
 pick, for the t-th response token of example b, its entry among the K scores in the plain view and in the view
 trained by MLE (judgment view for negatives, plain view for positives); with ``contrast=True``, ``contrast_index``
 picks it in the neutral-judgment view (plain view for positives, whose entries the loss never reads).
+With ``contrast=True`` or ``detach_judgment=True`` the views that only select tokens (the neutral-judgment views;
+the judgment views too when no loss part trains on them, i.e. ``align_n_weight=0``) go to a second, ``detached_``
+batch (``detached_input_ids``, ``detached_score_positions``, ...) laid out the same way: the trainer runs it without
+gradient, so no backward pass and no stored activations are spent on them. Its K' scores follow the first batch's K
+in the indices. Such a collator gives every batch a detached batch, even one without negatives.
+
 ``shift_labels`` (B, T) holds the completion ids with -100 as padding: the Trainer counts it for
 ``num_items_in_batch`` (it only counts when a ``labels`` key is present too, so ``labels`` is the same tensor).
 """
@@ -57,10 +63,11 @@ class CUTCollator:
     padding_free: bool = False
     single_row: bool = False  # with padding_free: one packed row (FlashAttention varlen)
     contrast: bool = False  # add each negative's neutral-judgment view (``contrast_prompt_ids``)
+    detach_judgment: bool = False  # the judgment views carry no gradient: put them in the detached batch
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        # Views 0..B-1 are the plain views, in batch order; the judgment views of the negatives follow, and
-        # judgment_view maps an example to the index of its judgment view.
+        # Views 0..B-1 are the plain views, in batch order; the judgment views of the negatives follow, then the
+        # contrast views. judgment_view / contrast_view map an example to the index of its view.
         views = [(f["prompt_ids"], f["completion_ids"]) for f in features]
 
         def add_negative_views(prompt_key: str) -> dict[int, int]:
@@ -75,6 +82,49 @@ class CUTCollator:
         judgment_view = add_negative_views("judgment_prompt_ids")
         contrast_view = add_negative_views("contrast_prompt_ids") if self.contrast else {}
 
+        # Views that only select tokens (contrast views; judgment views when detach_judgment) go to a second batch
+        # that the trainer runs without gradient; their scores follow the first batch's in the K scores.
+        detached_from = len(features) + (0 if self.detach_judgment else len(judgment_view))
+        batch, first_score = self._layout(views[:detached_from])
+        if self.detach_judgment or self.contrast:
+            # A batch without negatives still gets a detached batch (the first view again, its scores unread): every
+            # step then runs both forwards on every process, as DDP's buffer syncs and the gathers of ZeRO-3 and
+            # FSDP need when processes train together.
+            detached, detached_first = self._layout(views[detached_from:] or views[:1])
+            offset = len(batch["score_targets"])
+            first_score += [offset + k for k in detached_first]
+            batch.update({"detached_" + key: value for key, value in detached.items()})
+
+        # Completion-aligned (B, T) views of the K scores: the loss compares token t of an example's two views
+        # position by position, whatever their prompt lengths and wherever the packing put them.
+        width = max(len(f["completion_ids"]) for f in features)
+        shift_labels = torch.full((len(features), width), -100, dtype=torch.long)
+        plain_index = torch.zeros((len(features), width), dtype=torch.long)
+        mle_index = torch.zeros((len(features), width), dtype=torch.long)
+        contrast_index = torch.zeros((len(features), width), dtype=torch.long)
+        for b, f in enumerate(features):
+            n = len(f["completion_ids"])
+            shift_labels[b, :n] = torch.tensor(f["completion_ids"])
+            plain_index[b, :n] = torch.arange(first_score[b], first_score[b] + n)
+            mle_view = judgment_view.get(b, b)
+            mle_index[b, :n] = torch.arange(first_score[mle_view], first_score[mle_view] + n)
+            contrast = contrast_view.get(b, b)
+            contrast_index[b, :n] = torch.arange(first_score[contrast], first_score[contrast] + n)
+
+        batch.update({
+            "plain_index": plain_index,
+            "mle_index": mle_index,
+            "completion_mask": shift_labels != -100,
+            "negative": torch.tensor([bool(f["negative"]) for f in features]),
+            "shift_labels": shift_labels,
+            "labels": shift_labels,
+        })
+        if self.contrast:
+            batch["contrast_index"] = contrast_index
+        return batch
+
+    def _layout(self, views: list[tuple[list[int], list[int]]]) -> tuple[dict[str, torch.Tensor], list[int]]:
+        """Lay out ``(prompt, completion)`` views as one model input; also return where each view's scores start."""
         lengths = [len(p) + len(c) for p, c in views]
         if self.padding_free:
             # Rows as wide as the longest view: packing never makes attention (quadratic in the row) costlier than
@@ -93,35 +143,9 @@ class CUTCollator:
             # is scored from the position just before it. Only these K positions ever reach the LM head.
             positions.extend((row, offset + len(prompt) - 1 + t) for t in range(len(completion)))
             targets.extend(completion)
-
-        # Completion-aligned (B, T) views of the K scores: the loss compares token t of an example's two views
-        # position by position, whatever their prompt lengths and wherever the packing put them.
-        width = max(len(f["completion_ids"]) for f in features)
-        shift_labels = torch.full((len(features), width), -100, dtype=torch.long)
-        plain_index = torch.zeros((len(features), width), dtype=torch.long)
-        mle_index = torch.zeros((len(features), width), dtype=torch.long)
-        contrast_index = torch.zeros((len(features), width), dtype=torch.long)
-        for b, f in enumerate(features):
-            n = len(f["completion_ids"])
-            shift_labels[b, :n] = torch.tensor(f["completion_ids"])
-            plain_index[b, :n] = torch.arange(first_score[b], first_score[b] + n)
-            mle_view = judgment_view.get(b, b)
-            mle_index[b, :n] = torch.arange(first_score[mle_view], first_score[mle_view] + n)
-            contrast = contrast_view.get(b, b)
-            contrast_index[b, :n] = torch.arange(first_score[contrast], first_score[contrast] + n)
-
-        batch = {
+        return {
             "input_ids": input_ids,
             ("position_ids" if self.padding_free else "attention_mask"): layout,
             "score_positions": torch.tensor(positions, dtype=torch.long),
             "score_targets": torch.tensor(targets, dtype=torch.long),
-            "plain_index": plain_index,
-            "mle_index": mle_index,
-            "completion_mask": shift_labels != -100,
-            "negative": torch.tensor([bool(f["negative"]) for f in features]),
-            "shift_labels": shift_labels,
-            "labels": shift_labels,
-        }
-        if self.contrast:
-            batch["contrast_index"] = contrast_index
-        return batch
+        }, first_score
