@@ -5,6 +5,7 @@ The benchmark itself (training ten methods) is too slow for the test suite on a 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def test_bootstrap_rejects_unpaired_input():
 # --- the benchmark's data: prompt sets, content variants, the noisy judge -------------------------------------
 
 import judgments  # noqa: E402
-from cutalign.tasks import parse_constraints, rule_judge  # noqa: E402
+from cutalign.tasks import parse_constraints, rule_judge, task_prompts  # noqa: E402
 
 KINDS = ("no_commas", "include_keyword", "max_words")
 
@@ -283,3 +284,34 @@ def test_report_marks_answers_shorter_than_the_guard_allows_and_keeps_variants_a
     main = text.split("### CUT ablations")[0]
     assert "| 12.0 | 0.30 short |" in main and "| 36.0 | 0.90 |" in main
     assert "cut-best j0" not in main and "| cut-best j0 | 1.000 |" in text.split("### CUT ablations")[1]
+
+
+import online_paired  # noqa: E402
+
+
+def write_round(run: Path, index: int, prompts: list[str], answers: list[str], pass_rate: float) -> None:
+    folder = run / f"round-{index:02d}"
+    folder.mkdir(parents=True)
+    responses = [{"prompt": p, "completion": a} for p, a in zip(prompts, answers)]
+    (folder / "eval.json").write_text(json.dumps({"pass_rate": pass_rate, "n": len(prompts), "responses": responses}))
+
+
+def test_online_paired_rejudges_the_stored_answers_and_counts_the_discordant_prompts(tmp_path, capsys):
+    prompts = task_prompts("heldout", 6, ("no_commas",))
+    assert all(parse_constraints(p) for p in prompts)  # prompts the rule judge checks
+    good, bad = "A plain answer with no comma at all.", "Well, this one has a comma."
+    # Round 0 passes prompts 0-1; round 2 passes 0 and 2-5: four gained, one lost.
+    write_round(tmp_path, 0, prompts, [good, good, bad, bad, bad, bad], 2 / 6)
+    write_round(tmp_path, 2, prompts, [good, bad, good, good, good, good], 5 / 6)
+    assert online_paired.main([str(tmp_path), "0", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "round 0: 2/6 pass" in out and "round 2: 5/6 pass" in out
+    assert f"only round 2 passes: 4; only round 0 passes: 1; exact McNemar p = {stats.mcnemar_exact(4, 1):.3g}" in out
+
+
+def test_online_paired_refuses_answers_that_do_not_give_the_recorded_rate(tmp_path):
+    prompts = task_prompts("heldout", 1, ("no_commas",))
+    write_round(tmp_path, 0, prompts, ["No comma here at all."], 0.0)  # recorded 0 but the answer passes
+    write_round(tmp_path, 1, prompts, ["No comma here at all."], 1.0)
+    with pytest.raises(SystemExit, match="round-00/eval.json: re-judged 1/1, but the run recorded pass_rate 0.0000"):
+        online_paired.main([str(tmp_path), "0", "1"])
