@@ -53,3 +53,29 @@ def test_the_command_defaults_are_the_librarys():
     assert command.DEFAULT_THRESHOLDS == library.DEFAULT_THRESHOLDS
     assert (command.DEFAULT_TEMPLATE, command.DEFAULT_MAX_LENGTH) == (library.DEFAULT_TEMPLATE,
                                                                       library.DEFAULT_MAX_LENGTH)
+
+
+def test_inspect_selects_tokens_as_the_training_options_do(tiny, tmp_path, capsys):
+    """--max_flagged_fraction caps each row's flags and --contrast_judgment takes the ratio against j0; the shown
+    counts are the library's for the same options."""
+    from cutalign.inspect import inspect_judgments
+
+    model_dir, data = tiny
+    base = ["inspect", data, "--model", model_dir, "--threshold", "1.0", "--template", "alpaca", "--max_length", "256"]
+    page = tmp_path / "capped.html"
+
+    def flagged_counts(extra):
+        assert main([*base, *extra]) == 0
+        return [int(line.split(": ")[1].split(" of ")[0]) for line in capsys.readouterr().out.splitlines()
+                if line.startswith("── row ")]
+
+    rows = inspect_judgments(data, model_dir, template="alpaca", max_length=256)
+    assert flagged_counts([]) == [sum(row.flags(1.0)) for row in rows]
+    capped = flagged_counts(["--max_flagged_fraction", "0.2", "--html", str(page)])
+    assert capped == [sum(row.flags(1.0, 0.2)) for row in rows] != [sum(row.flags(1.0)) for row in rows]
+    assert "at most 0.2 of a row" in page.read_text(encoding="utf-8")
+    neutral = "The response does not follow the instruction."
+    contrast = inspect_judgments(data, model_dir, template="alpaca", max_length=256, contrast_judgment=neutral)
+    assert flagged_counts(["--contrast_judgment", neutral]) == [sum(row.flags(1.0)) for row in contrast]
+    assert main([*base, "--max_flagged_fraction", "0"]) == 2
+    assert "--max_flagged_fraction must be in (0, 1]" in capsys.readouterr().err

@@ -109,19 +109,37 @@ def test_ratios_equal_a_naive_full_forward_of_each_view():
             assert "".join(row.pieces) == tokenizer.decode(completion)
 
 
-def test_trainer_compute_loss_flags_as_many_tokens(tmp_path):
+NEUTRAL = "The response does not follow the instruction."
+
+
+@pytest.mark.parametrize("selection", [
+    {},
+    {"max_flagged_fraction": 0.3},
+    {"contrast_judgment": NEUTRAL},
+    {"contrast_judgment": NEUTRAL, "max_flagged_fraction": 0.3},
+])
+def test_trainer_compute_loss_flags_the_same_tokens(tmp_path, selection):
+    """The trainer's flags, row by row, under each token-selection option, equal what inspect shows."""
     tokenizer = make_tokenizer()
     model = make_model("llama")
     rows = judged_rows()
-    inspected = token_ratios(model, tokenizer, rows, template="alpaca", max_length=256)
+    cap = selection.get("max_flagged_fraction", 1.0)
+    inspected = token_ratios(model, tokenizer, rows, template="alpaca", max_length=256,
+                             contrast_judgment=selection.get("contrast_judgment"))
+    assert all((row.contrast_logps is None) == ("contrast_judgment" not in selection) for row in inspected)
+    capped = False
     for threshold in gap_thresholds(inspected):
         args = CUTConfig(output_dir=str(tmp_path), threshold=threshold, template="alpaca", max_length=256,
-                         positive_ratio=-1, use_cpu=True, report_to=[], save_strategy="no")
+                         positive_ratio=-1, use_cpu=True, report_to=[], save_strategy="no", **selection)
         trainer = CUTTrainer(model, args, train_dataset=rows, processing_class=tokenizer)
         batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(trainer.train_dataset))])
         with torch.no_grad():
             _, output = trainer.compute_loss(model, batch, return_outputs=True)
-        assert int(output.num_flagged_tokens) == sum(sum(row.flags(threshold)) for row in inspected)
+        lengths = batch["completion_mask"].sum(1)
+        expected = [output.flagged[b, : lengths[b]].tolist() for b in range(len(lengths)) if batch["negative"][b]]
+        assert [row.flags(threshold, cap) for row in inspected] == expected, threshold
+        capped |= sum(map(sum, expected)) < sum(sum(row.flags(threshold)) for row in inspected)
+    assert capped == (cap < 1)  # the cap removed flags at some λ, so the comparison tested it
 
 
 def test_a_lora_model_at_initialization_scores_like_its_base():

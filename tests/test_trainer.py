@@ -11,7 +11,7 @@ from peft import LoraConfig
 from cutalign.data.collator import CUTCollator
 from cutalign.data.tokenize import tokenize_dataset
 from cutalign.data import load_judgments
-from cutalign.logprobs import add_token_logprobs_forward
+from cutalign.logprobs import add_token_logprobs_forward, batch_token_logps
 from cutalign.models import load_model
 from cutalign import CUTConfig, CUTTrainer
 
@@ -86,7 +86,7 @@ def test_training_logprobs_match_plain_forward_of_each_view(padding_free, contra
     model.eval()
     with torch.no_grad():
         scores = torch.cat([
-            CUTTrainer._token_logps(model, batch, prefix)
+            batch_token_logps(model, batch, prefix)
             for prefix in ("", "detached_") if prefix + "input_ids" in batch
         ])
         for b, f in enumerate(features):

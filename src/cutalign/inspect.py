@@ -34,7 +34,7 @@ from .data import load_judgments
 from .data.collator import CUTCollator
 from .data.templates import DEFAULT_CHAT_JUDGMENT_TEMPLATE, resolve_template
 from .data.tokenize import tokenize_dataset
-from .logprobs import add_token_logprobs_forward
+from .logprobs import add_token_logprobs_forward, batch_token_logps
 from .loss import flag_tokens
 from .models import load_model, load_tokenizer
 
@@ -56,7 +56,8 @@ class RowRatios:
 
     ``pieces[t]`` is the text of the t-th scored token (the last one is the EOS token the trainer appends), and
     ``plain_logps[t]`` / ``judgment_logps[t]`` are ``log p(y_t|x)`` and ``log p(y_t|x,j)`` as the trainer computes
-    them (fp32). ``id`` is the row's id in the dataset.
+    them (fp32). With a neutral judgment j0 (``contrast_judgment``), ``contrast_logps[t]`` is ``log p(y_t|x,j0)``
+    and the ratio's denominator, as in training. ``id`` is the row's id in the dataset.
     """
 
     id: str
@@ -66,22 +67,28 @@ class RowRatios:
     pieces: list[str]
     plain_logps: list[float]
     judgment_logps: list[float]
+    contrast_logps: list[float] | None = None
 
     def _tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.tensor([self.judgment_logps], dtype=torch.float32), torch.tensor([self.plain_logps],
-                                                                                       dtype=torch.float32)
+        """(judgment, reference) log-probabilities as (1, T) tensors: the ratio's numerator and denominator."""
+        reference = self.plain_logps if self.contrast_logps is None else self.contrast_logps
+        return (torch.tensor([self.judgment_logps], dtype=torch.float32),
+                torch.tensor([reference], dtype=torch.float32))
 
     @property
     def ratios(self) -> list[float]:
-        """``r_t = p(y_t|x,j) / p(y_t|x)`` per token, computed as ``flag_tokens`` computes it."""
-        judged, plain = self._tensors()
-        return torch.exp(judged - plain)[0].tolist()
+        """``r_t = p(y_t|x,j) / p(y_t|x)`` per token (``p(y_t|x,j0)`` below the line with a contrast judgment),
+        computed as ``flag_tokens`` computes it."""
+        judged, reference = self._tensors()
+        return torch.exp(judged - reference)[0].tolist()
 
-    def flags(self, threshold: float) -> list[bool]:
-        """Which tokens CUT flags at λ = ``threshold`` (``cutalign.loss.flag_tokens`` on this row alone)."""
-        judged, plain = self._tensors()
+    def flags(self, threshold: float, max_flagged_fraction: float = 1.0) -> list[bool]:
+        """Which tokens CUT flags at λ = ``threshold``, at most ``max_flagged_fraction`` of the row's tokens
+        (``cutalign.loss.flag_tokens`` on this row alone)."""
+        judged, reference = self._tensors()
         mask = torch.ones_like(judged, dtype=torch.bool)
-        return flag_tokens(judged, plain, mask, torch.tensor([True]), threshold)[0].tolist()
+        return flag_tokens(judged, reference, mask, torch.tensor([True]), threshold,
+                           max_flagged_fraction=max_flagged_fraction)[0].tolist()
 
 
 def token_ratios(
@@ -95,6 +102,7 @@ def token_ratios(
     limit: int | None = None,
     batch_size: int = 8,
     padding_free: bool = False,
+    contrast_judgment: str | None = None,
 ) -> list[RowRatios]:
     """``r_t`` for every response token of the judged rows of ``rows``, scored as the trainer scores them.
 
@@ -110,6 +118,8 @@ def token_ratios(
         batch_size: rows per forward.
         padding_free: the trainer's packed layout (needs attention that keeps packed views apart); the default
             padded layout works with any model and gives the same numbers up to float rounding.
+        contrast_judgment: as in :class:`cutalign.CUTConfig`: also score each row under this neutral judgment j0,
+            and take the ratio against it.
 
     Rows whose response alone exceeds ``max_length`` are skipped, as training skips them (logged).
     """
@@ -127,7 +137,8 @@ def token_ratios(
     subset = subset.remove_columns("id").add_column("id", [str(k) for k in range(len(subset))])
     template = resolve_template(template, tokenizer)
     tokenized, report = tokenize_dataset(subset, tokenizer, template=template, max_length=max_length,
-                                         chat_judgment_template=chat_judgment_template)
+                                         chat_judgment_template=chat_judgment_template,
+                                         contrast_judgment=contrast_judgment)
     if report.removed_too_long:
         skipped = [originals[int(k)]["id"] for k in report.removed_too_long]
         logger.warning("skipped %d row(s) whose response alone exceeds max_length=%d: %s", len(skipped), max_length,
@@ -135,7 +146,8 @@ def token_ratios(
 
     add_token_logprobs_forward(model.get_base_model() if isinstance(model, PeftModel) else model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    collator = CUTCollator(pad_token_id=pad, padding_free=padding_free)
+    contrast = contrast_judgment is not None
+    collator = CUTCollator(pad_token_id=pad, padding_free=padding_free, contrast=contrast)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -145,15 +157,11 @@ def token_ratios(
             for start in range(0, len(tokenized), batch_size):
                 features = [tokenized[i] for i in range(start, min(start + batch_size, len(tokenized)))]
                 batch = {key: value.to(device) for key, value in collator(features).items()}
-                token_logps = model(
-                    input_ids=batch["input_ids"],
-                    attention_mask=batch.get("attention_mask"),
-                    position_ids=batch.get("position_ids"),
-                    score_positions=batch["score_positions"],
-                    score_targets=batch["score_targets"],
-                ).token_logps
+                token_logps = torch.cat([batch_token_logps(model, batch, prefix) for prefix in ("", "detached_")
+                                         if prefix + "input_ids" in batch])  # contrast views come detached
                 judged_logps = token_logps[batch["mle_index"]].cpu()  # judgment view: every row here is negative
                 plain_logps = token_logps[batch["plain_index"]].cpu()
+                contrast_logps = token_logps[batch["contrast_index"]].cpu() if contrast else None
                 for b, feature in enumerate(features):
                     n = len(feature["completion_ids"])
                     original = originals[int(feature["id"])]
@@ -161,6 +169,7 @@ def token_ratios(
                         id=str(original["id"]), prompt=original["prompt"], completion=original["completion"],
                         judgment=original["judgment"], pieces=token_pieces(tokenizer, feature["completion_ids"]),
                         plain_logps=plain_logps[b, :n].tolist(), judgment_logps=judged_logps[b, :n].tolist(),
+                        contrast_logps=contrast_logps[b, :n].tolist() if contrast else None,
                     ))
     finally:
         model.train(was_training)
@@ -195,14 +204,14 @@ def token_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
     return pieces
 
 
-def flagged_fraction_by_threshold(rows: Sequence[RowRatios],
-                                  thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> dict[float, float]:
+def flagged_fraction_by_threshold(rows: Sequence[RowRatios], thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+                                  max_flagged_fraction: float = 1.0) -> dict[float, float]:
     """For each λ, flagged response tokens / all response tokens of the judged rows (the trainer's
-    ``flagged_fraction`` over this data at step 0)."""
+    ``flagged_fraction`` over this data at step 0, under the same per-row cap)."""
     total = sum(len(row.plain_logps) for row in rows)
     if not total:
         raise ValueError("no response token to count")
-    return {float(t): sum(sum(row.flags(t)) for row in rows) / total for t in thresholds}
+    return {float(t): sum(sum(row.flags(t, max_flagged_fraction)) for row in rows) / total for t in thresholds}
 
 
 def render_threshold_table(fractions: dict[float, float], threshold: float | None = None) -> str:
@@ -252,14 +261,14 @@ def _label(piece: str) -> str:
 
 
 def render_terminal(rows: Sequence[RowRatios], threshold: float = DEFAULT_THRESHOLD, *, color: bool = True,
-                    max_listed: int = 12) -> str:
+                    max_listed: int = 12, max_flagged_fraction: float = 1.0) -> str:
     """Each row's prompt, judgment and response, flagged tokens highlighted, and the flagged tokens with their r_t.
 
     With ``color=False`` flagged tokens are wrapped in «» instead (for logs and pipes).
     """
     blocks = []
     for row in rows:
-        flags, ratios = row.flags(threshold), row.ratios
+        flags, ratios = row.flags(threshold, max_flagged_fraction), row.ratios
         response = []
         for piece, flagged, ratio in zip(row.pieces, flags, ratios):
             text = _printable(piece)
@@ -298,12 +307,14 @@ tr.current { font-weight: 700; }
 
 
 def render_html(rows: Sequence[RowRatios], threshold: float = DEFAULT_THRESHOLD, *,
-                thresholds: Sequence[float] = DEFAULT_THRESHOLDS, title: str = "cutalign inspect") -> str:
+                thresholds: Sequence[float] = DEFAULT_THRESHOLDS, title: str = "cutalign inspect",
+                max_flagged_fraction: float = 1.0) -> str:
     """One self-contained HTML page: the flagged-fraction table, then every row with its flagged tokens
     highlighted (red: flagged; yellow: more likely under the judgment, but not past λ) and each token's r_t and
     log-probabilities in its tooltip. All text from the data is escaped; the page has no scripts."""
     e = html.escape
-    fractions = flagged_fraction_by_threshold(rows, sorted({*thresholds, float(threshold)}))
+    fractions = flagged_fraction_by_threshold(rows, sorted({*thresholds, float(threshold)}), max_flagged_fraction)
+    contrast = any(row.contrast_logps is not None for row in rows)
     current = ' class="current"'
     table = "".join(
         f"<tr{current if value == threshold else ''}><td>{value:g}</td><td>{100 * fraction:.2f} %</td></tr>"
@@ -311,11 +322,13 @@ def render_html(rows: Sequence[RowRatios], threshold: float = DEFAULT_THRESHOLD,
     )
     sections = []
     for row in rows:
-        flags = row.flags(threshold)
+        flags = row.flags(threshold, max_flagged_fraction)
         spans = []
-        for piece, flagged, ratio, plain, judged in zip(row.pieces, flags, row.ratios, row.plain_logps,
-                                                        row.judgment_logps):
+        neutral = row.contrast_logps or [None] * len(flags)
+        for piece, flagged, ratio, plain, judged, j0 in zip(row.pieces, flags, row.ratios, row.plain_logps,
+                                                            row.judgment_logps, neutral):
             tip = f"r = {ratio:.4g} | log p(y|x) = {plain:.3f} | log p(y|x,j) = {judged:.3f}"
+            tip += f" | log p(y|x,j0) = {j0:.3f}" if j0 is not None else ""
             css = "flagged" if flagged else "raised" if ratio > 1 else ""
             text = e(_visible(piece) if flagged else piece)
             spans.append(f'<span class="{css}" title="{e(tip)}">{text}</span>' if css else
@@ -331,7 +344,9 @@ def render_html(rows: Sequence[RowRatios], threshold: float = DEFAULT_THRESHOLD,
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
         f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>"
         f"<p>A response token is flagged (gets unlikelihood in CUT) when r<sub>t</sub> = p(y<sub>t</sub>|x,j) / "
-        f"p(y<sub>t</sub>|x) &gt; λ. Hover a token for its ratio. {len(rows)} judged rows.</p>"
+        f"p(y<sub>t</sub>|x{',j0' if contrast else ''}) &gt; λ"
+        + (f", at most {max_flagged_fraction:g} of a row's tokens" if max_flagged_fraction < 1 else "")
+        + f". Hover a token for its ratio. {len(rows)} judged rows.</p>"
         f"<table><tr><th>λ</th><th>flagged tokens</th></tr>{table}</table>"
         + "".join(sections) + "</body></html>\n"
     )

@@ -125,6 +125,18 @@ def _forward_with_token_logprobs(self, *args, score_positions=None, score_target
     )
 
 
+def batch_token_logps(model, batch: dict, prefix: str = "") -> torch.Tensor:
+    """(K,) log-probabilities of a collated batch's scored tokens (``cutalign.data.collator``), from one forward of
+    the model patched by :func:`add_token_logprobs_forward`; ``prefix="detached_"`` runs the batch's detached part."""
+    return model(
+        input_ids=batch[prefix + "input_ids"],
+        attention_mask=batch.get(prefix + "attention_mask"),  # padded batches
+        position_ids=batch.get(prefix + "position_ids"),  # padding-free batches
+        score_positions=batch[prefix + "score_positions"],
+        score_targets=batch[prefix + "score_targets"],
+    ).token_logps
+
+
 def add_token_logprobs_forward(model: PreTrainedModel, chunk_size: int = 1024) -> PreTrainedModel:
     """Patch ``model.forward`` (this instance only) to score label tokens cheaply on request.
 

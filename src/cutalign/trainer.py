@@ -24,7 +24,12 @@ from .data import count_examples, downsample_positives, load_judgments
 from .data.collator import CUTCollator
 from .data.templates import resolve_template
 from .data.tokenize import tokenize_dataset
-from .logprobs import add_token_logprobs_forward, check_packed_views_stay_apart, check_token_logprobs
+from .logprobs import (
+    add_token_logprobs_forward,
+    batch_token_logps,
+    check_packed_views_stay_apart,
+    check_token_logprobs,
+)
 from .loss import CUTLossOutput, cut_loss
 from .model_card import model_card
 from .models import load_model, load_tokenizer
@@ -205,8 +210,8 @@ class CUTTrainer(Trainer):
         detached_logps = None
         if "detached_input_ids" in inputs:  # views that only select tokens: no gradient, no stored activations
             with torch.no_grad():  # first, so that the last forward before backward is the one with gradient
-                detached_logps = self._token_logps(model, inputs, prefix="detached_")
-        token_logps = self._token_logps(model, inputs)
+                detached_logps = batch_token_logps(model, inputs, prefix="detached_")
+        token_logps = batch_token_logps(model, inputs)
         if detached_logps is not None:
             token_logps = torch.cat([token_logps, detached_logps])  # the indices count these K' scores after the K
         mask, negative = inputs["completion_mask"], inputs["negative"]
@@ -232,17 +237,6 @@ class CUTTrainer(Trainer):
         self._record_metrics(output, mle_logps, plain_logps, reference_logps, mask, negative, scale)
         loss = loss * scale
         return (loss, output) if return_outputs else loss
-
-    @staticmethod
-    def _token_logps(model, inputs, prefix: str = "") -> torch.Tensor:
-        """The scored tokens' log-probabilities from one forward of the ``prefix`` batch (see the collator)."""
-        return model(
-            input_ids=inputs[prefix + "input_ids"],
-            attention_mask=inputs.get(prefix + "attention_mask"),  # padded batches
-            position_ids=inputs.get(prefix + "position_ids"),  # padding-free batches
-            score_positions=inputs[prefix + "score_positions"],
-            score_targets=inputs[prefix + "score_targets"],
-        ).token_logps
 
     @torch.no_grad()
     def _record_metrics(self, output, mle_logps, plain_logps, reference_logps, mask, negative, scale) -> None:

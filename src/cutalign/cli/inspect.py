@@ -4,7 +4,8 @@
     cutalign inspect data.jsonl --model runs/cut --threshold 1.2 --html inspect.html
 
 For each judged row, r_t = p(y_t|x,j) / p(y_t|x) is computed for every response token with the trainer's own
-tokenization, batching and log-probabilities; a token with r_t > threshold (λ) gets CUT's unlikelihood term. The
+tokenization, batching and log-probabilities; a token with r_t > threshold (λ) gets CUT's unlikelihood term
+(--max_flagged_fraction and --contrast_judgment select tokens as the training options of those names do). The
 rows are printed with their flagged tokens highlighted (in color on a terminal, «marked» otherwise), then the share
 of response tokens flagged at each of several λ, to pick one. --html writes the same as one self-contained page,
 each token's r_t in its tooltip. Use the template, max_length and model of the training run.
@@ -38,6 +39,12 @@ class InspectArguments:
         "help": "λ: a token is flagged when r_t > threshold"})
     thresholds: list[float] = field(default_factory=lambda: list(DEFAULT_THRESHOLDS), metadata={
         "help": "the λ values of the flagged-share table (--threshold is added)"})
+    max_flagged_fraction: float = field(default=1.0, metadata={
+        "help": "flag at most this share of a row's response tokens, those of the highest r_t (as the training "
+        "option of that name)"})
+    contrast_judgment: str | None = field(default=None, metadata={
+        "help": "a neutral judgment j0: take r_t against p(y_t|x,j0) instead of p(y_t|x) (as the training option "
+        "of that name)"})
     limit: int | None = field(default=None, metadata={"help": "inspect only the first N judged rows (default all)"})
     template: str = field(default=DEFAULT_TEMPLATE, metadata={
         "help": "prompt template: auto (chat when the tokenizer has a chat template, else alpaca), chat or alpaca",
@@ -54,6 +61,10 @@ class InspectArguments:
     def __post_init__(self):
         if not self.threshold > 0 or not all(value > 0 for value in self.thresholds):
             raise ValueError("--threshold and --thresholds must be > 0 (ratios of probabilities)")
+        if not 0 < self.max_flagged_fraction <= 1:
+            raise ValueError(f"--max_flagged_fraction must be in (0, 1], got {self.max_flagged_fraction}")
+        if self.contrast_judgment is not None and not self.contrast_judgment.strip():
+            raise ValueError("--contrast_judgment must not be empty (leave it out for the paper's ratio)")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit must be >= 1, got {self.limit}")
         if self.batch_size < 1 or self.max_length < 2:
@@ -90,13 +101,14 @@ def run(argv: list[str]) -> int:
     from ..io import write_text
 
     rows = inspect_judgments(data, args.model, template=args.template, max_length=args.max_length,
-                             limit=args.limit, batch_size=args.batch_size)
+                             limit=args.limit, batch_size=args.batch_size, contrast_judgment=args.contrast_judgment)
     thresholds = sorted({*args.thresholds, args.threshold})
     color = not args.no_color and sys.stdout.isatty()
-    print(render_terminal(rows, args.threshold, color=color))
+    cap = args.max_flagged_fraction
+    print(render_terminal(rows, args.threshold, color=color, max_flagged_fraction=cap))
     print()
-    print(render_threshold_table(flagged_fraction_by_threshold(rows, thresholds), args.threshold))
+    print(render_threshold_table(flagged_fraction_by_threshold(rows, thresholds, cap), args.threshold))
     if args.html:
-        write_text(args.html, render_html(rows, args.threshold, thresholds=thresholds))
+        write_text(args.html, render_html(rows, args.threshold, thresholds=thresholds, max_flagged_fraction=cap))
         print(f"wrote {args.html}")
     return 0
