@@ -35,6 +35,7 @@ def pooled(runs: dict[int, dict]) -> dict:
     mean = lambda key: sum(r["guard"][key] for r in runs.values()) / len(runs)  # noqa: E731
     return {"pass_rate": k / n, "ci": wilson(k, n), "n": n, "seen": split["seen"], "unseen": split["unseen"],
             "per_seed": [sum(runs[s]["passed"]) / len(runs[s]["passed"]) for s in sorted(runs)],
+            "per_seed_words": [runs[s]["guard"]["mean_words"] for s in sorted(runs)],
             "logp": mean("heldout_logp"), "words": mean("mean_words"), "distinct_2": mean("distinct_2"),
             "train_s": sum(r["train_seconds"] for r in runs.values()) / len(runs)}
 
@@ -92,7 +93,7 @@ def method_rows(results, entries: list[tuple[str, str, str]], against: tuple[str
         p = pooled(runs)
         test = None if (method, variant) == against else paired(reference, runs, prompts)
         rows.append([label, f"{p['pass_rate']:.3f}", f"[{p['ci'][0]:.2f}, {p['ci'][1]:.2f}]",
-                     ", ".join(f"{v:.2f}" for v in p["per_seed"]), f"{p['seen']:.2f}", f"{p['unseen']:.2f}",
+                     per_seed(p, base_words), f"{p['seen']:.2f}", f"{p['unseen']:.2f}",
                      *fmt_test(test), f"{p['logp']:.3f}", f"{p['words']:.1f}", length_check(p["words"], base_words),
                      f"{p['distinct_2']:.2f}", f"{p['train_s']:.0f}"])
     return rows
@@ -105,6 +106,13 @@ LENGTH_FLOOR = 0.75
 """The online guard's default length rule (``max_length_drop: 0.25``): a method whose answers average fewer than
 0.75 x the base model's words is marked, since on these constraints (a word limit, no commas, an avoided word)
 shorter answers pass more often whatever was learned."""
+
+
+def per_seed(figures: dict, base_words: float | None) -> str:
+    """The per-seed pass rates, a seed whose answers are short (below :data:`LENGTH_FLOOR`) marked with *: a pooled
+    length can hide one seed that collapsed."""
+    short = [bool(base_words) and words / base_words < LENGTH_FLOOR for words in figures["per_seed_words"]]
+    return ", ".join(f"{rate:.2f}" + "*" * flag for rate, flag in zip(figures["per_seed"], short))
 
 
 def length_check(words: float, base_words: float | None) -> str:
@@ -144,7 +152,8 @@ def report(results: list[dict], data, flags, heldout: list[str], command: str, s
         parts += ["### Main comparison (rule judge)\n",
                   "CUT-best − it: pass-rate difference over the same (seed, prompt) items; b/c: items only CUT-best "
                   "passes / only the other passes; McNemar: exact, pooled over seeds; bootstrap: prompts resampled "
-                  "with all their seeds.\n", table(HEADER, method_rows(results, main, (BEST, "rule"), prompts))]
+                  "with all their seeds; per seed: * marks a seed whose answers average under "
+                  f"{LENGTH_FLOOR} x the base model's words.\n", table(HEADER, method_rows(results, main, (BEST, "rule"), prompts))]
         kinds = sorted({k for label, m, v in main for k in per_kind(cells(results, m, v))})
         rows = [[label, *(f"{per_kind(cells(results, m, v)).get(k, float('nan')):.2f}" for k in kinds)]
                 for label, m, v in main]

@@ -283,7 +283,16 @@ def test_report_marks_answers_shorter_than_the_guard_allows_and_keeps_variants_a
     text = report_module.report(results, {}, {}, ["p"] * 4, "cmd", "setup")
     main = text.split("### CUT ablations")[0]
     assert "| 12.0 | 0.30 short |" in main and "| 36.0 | 0.90 |" in main
+    assert "| kto | 1.000 | [0.51, 1.00] | 1.00* |" in main and "| cut-best | 1.000 | [0.51, 1.00] | 1.00 |" in main
     assert "cut-best j0" not in main and "| cut-best j0 | 1.000 |" in text.split("### CUT ablations")[1]
+
+
+def test_per_seed_rates_mark_the_seed_that_answered_short():
+    """Pooled, two seeds at 36 and 20 words average 28 (0.70 of base's 40); per seed only the second is short."""
+    runs = {0: fake_cell("dpo", 0, [True, False], words=36.0), 1: fake_cell("dpo", 1, [True, True], words=20.0)}
+    figures = report_module.pooled(runs)
+    assert report_module.per_seed(figures, 40.0) == "0.50, 1.00*"
+    assert report_module.per_seed(figures, None) == "0.50, 1.00"
 
 
 import online_paired  # noqa: E402
