@@ -82,6 +82,9 @@ ABLATIONS = {
     # Training length: the main run's one epoch at 5e-4 (24 steps) may stop before CUT's signal has acted.
     "cut-best lr=1e-3": {**CUT_BEST, "learning_rate": 1e-3},
     "cut-best 2 epochs": {**CUT_BEST, "num_train_epochs": 2},
+    # A DPO term (beta 0.1, as the DPO baseline) on the prompts that have both a good and a bad answer, next to the
+    # flagged-token unlikelihood on every bad answer.
+    "cut-best +pairwise": {**CUT_BEST, "pairwise_weight": 1.0},
 }
 MAIN_METHODS = ["base", *METHODS, *CUT_RECIPES]
 NOISY_METHODS = ["sft-positive", "dpo", "cut-best"]

@@ -1,6 +1,6 @@
 """CUT on a tiny model in several processes, run by tests/test_distributed.py (or alone, as one process).
 
-    accelerate launch ... tests/distributed_worker.py step MODEL_DIR OUT_DIR PER_DEVICE_BATCH ACCUMULATION
+    accelerate launch ... tests/distributed_worker.py step MODEL_DIR OUT_DIR PER_DEVICE_BATCH ACCUMULATION [PAIRWISE]
     torchrun --nproc-per-node 2 tests/distributed_worker.py fsdp2 MODEL_DIR OUT_DIR
 
 Both load the starting model from MODEL_DIR (see :func:`save_start_model`) and write ``OUT_DIR/rank{N}.pt``.
@@ -39,8 +39,9 @@ def save_start_model(model_dir: Path) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
-def training_args(output_dir: str, batch_size: int = 1, accumulation: int = 1) -> CUTConfig:
+def training_args(output_dir: str, batch_size: int = 1, accumulation: int = 1, pairwise: float = 0.0) -> CUTConfig:
     return CUTConfig(
+        pairwise_weight=pairwise,  # the examples' one prompt has good and bad responses: every negative is paired
         output_dir=output_dir, per_device_train_batch_size=batch_size, gradient_accumulation_steps=accumulation,
         max_steps=1, optim="sgd", learning_rate=0.5, threshold=1.0, positive_ratio=-1, report_to=[],
         logging_steps=1, save_strategy="no", use_cpu=True, seed=0, lr_scheduler_type="constant",
@@ -51,14 +52,14 @@ def training_args(output_dir: str, batch_size: int = 1, accumulation: int = 1) -
     )
 
 
-def one_step(model_dir: str, out_dir: str, batch_size: int, accumulation: int) -> None:
+def one_step(model_dir: str, out_dir: str, batch_size: int, accumulation: int, pairwise: float = 0.0) -> None:
     """One optimizer step of CUTTrainer.train(); saves the updated weights (gathered from the shards under DeepSpeed
     ZeRO-3, on process 0 only), the logged loss and the world size."""
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as output_dir:
         # The arguments come first: under ZeRO-3 with zero3_init_flag, a model loaded after them is partitioned as
         # it loads (the path of a model too large for one process).
-        args = training_args(output_dir, batch_size, accumulation)
+        args = training_args(output_dir, batch_size, accumulation, pairwise)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         trainer = CUTTrainer(model, args, train_dataset=uneven_examples(), processing_class=make_tokenizer())
         trainer.train()
@@ -105,6 +106,6 @@ def fsdp2_gradients(model_dir: str, out_dir: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "step":
-        one_step(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        one_step(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]) if sys.argv[6:] else 0)
     else:
         fsdp2_gradients(sys.argv[2], sys.argv[3])

@@ -80,6 +80,27 @@ def test_two_gloo_processes_match_one_process_for_the_same_global_batch(config, 
 
 
 @pytest.mark.slow
+def test_the_pairwise_term_under_ddp_matches_one_process(tmp_path):
+    """With the pairwise term (a frozen reference copy of the full model, run by every process), 2 DDP processes x
+    micro-batch 1 x 3 accumulation steps make the update and the loss of one process on the 6 examples."""
+    start = save_start_model(tmp_path / "start")
+    one_step(str(tmp_path / "start"), str(tmp_path), batch_size=6, accumulation=1, pairwise=1.0)
+    reference = torch.load(tmp_path / "rank0.pt")
+    launch(["accelerate.commands.launch", "--config_file", str(ROOT / "configs" / "accelerate" / "ddp.yaml"),
+            "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(free_port()),
+            str(ROOT / "tests" / "distributed_worker.py"), "step", str(tmp_path / "start"), str(tmp_path), "1", "3",
+            "1.0"])
+    result = torch.load(tmp_path / "rank1.pt")
+    assert result["world_size"] == 2
+    assert result["loss"] == pytest.approx(reference["loss"], rel=1e-5)
+    first = torch.load(tmp_path / "rank0.pt")  # the launch's process 0 (it replaced the one-process file)
+    assert first["world_size"] == 2 and first["loss"] == pytest.approx(reference["loss"], rel=1e-5)
+    for name, value in reference["weights"].items():
+        assert not torch.equal(value, start[name]), name
+        assert torch.allclose(result["weights"][name], value, atol=1e-6), name
+
+
+@pytest.mark.slow
 def test_fsdp2_sharded_gradient_equals_the_one_process_gradient(single_process, tmp_path):
     """FSDP2 (torch's fully_shard, 2 CPU processes): the LM head is sharded, the label-only head reads it inside
     the root's forward, and the gradient of the split batch equals the one-process gradient."""

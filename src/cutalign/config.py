@@ -68,6 +68,14 @@ class CUTConfig(TrainingArguments):
                   "flagged. Adds a third view of every negative to each forward (it only selects tokens: no gradient "
                   "flows through it)."},
     )
+    pairwise_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of a DPO term on response pairs: a negative example is paired with a response "
+                  "judged good for the same prompt (or its refinement) and the good one is preferred, against the "
+                  "model before training as reference (a LoRA model with its adapter off, else a frozen copy). 0: "
+                  "off, as in the paper."},
+    )
+    pairwise_beta: float = field(default=0.1, metadata={"help": "β of the pairwise (DPO) term."})
     # The data
     positive_ratio: float = field(
         default=-1.0,
@@ -131,9 +139,11 @@ class CUTConfig(TrainingArguments):
             problems.append(f"threshold must be > 0 (a ratio of probabilities), got {self.threshold}")
         if self.alpha < 0:
             problems.append(f"alpha must be >= 0, got {self.alpha}")
-        for name in ("align_p_weight", "align_n_weight", "unflagged_weight"):
+        for name in ("align_p_weight", "align_n_weight", "unflagged_weight", "pairwise_weight"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.pairwise_beta > 0:
+            problems.append(f"pairwise_beta must be > 0, got {self.pairwise_beta}")
         if not 0 < self.max_flagged_fraction <= 1:
             problems.append(f"max_flagged_fraction must be in (0, 1], got {self.max_flagged_fraction}")
         if self.contrast_judgment is not None and not self.contrast_judgment.strip():

@@ -205,3 +205,23 @@ def cut_loss(
         num_negative_tokens=num_negative_tokens,
         num_flagged_tokens=flagged.sum(),
     )
+
+
+def pairwise_loss(
+    chosen_logps: torch.Tensor,
+    rejected_logps: torch.Tensor,
+    reference_chosen_logps: torch.Tensor,
+    reference_rejected_logps: torch.Tensor,
+    beta: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DPO (sigmoid) loss of response pairs: per pair, ``-log sigmoid(beta * margin)`` with
+    ``margin = (chosen - reference_chosen) - (rejected - reference_rejected)``.
+
+    Every argument is (P,): the summed log-probability of each pair's preferred (``chosen``) and judged-bad
+    (``rejected``) response given the same plain prompt, under the trained model and under the reference model (the
+    model before training). Returns ``(losses, margins)``, both (P,); the margins are detached, for logging.
+    CUT's optional pairwise term (``CUTConfig.pairwise_weight``) adds this loss where a prompt has both a good and a
+    bad response, next to the unlikelihood on the bad response's flagged tokens.
+    """
+    margins = (chosen_logps - reference_chosen_logps) - (rejected_logps - reference_rejected_logps)
+    return -torch.nn.functional.logsigmoid(beta * margins), margins.detach()

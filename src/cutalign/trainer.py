@@ -4,12 +4,16 @@ A step runs the plain view of every example and the judgment view of the negativ
 (:mod:`cutalign.data.collator`): in one forward, or, when the judgment views carry no gradient (``align_n_weight=0``,
 the default), in a second forward without gradient, which saves their backward pass and activations. The patched
 model forward (:mod:`cutalign.logprobs`) returns only the log-probabilities of the response tokens, never the
-full-vocabulary logits; :func:`cutalign.loss.cut_loss` turns them into the loss. Everything else (optimizer,
+full-vocabulary logits; :func:`cutalign.loss.cut_loss` turns them into the loss. With ``pairwise_weight > 0`` a
+negative example with a good sibling response (:mod:`cutalign.data.pairs`) also adds a DPO term
+(:func:`cutalign.loss.pairwise_loss`), scored against the model before training in a third forward without gradient.
+Everything else (optimizer,
 schedule, checkpointing, resuming, accelerate/DeepSpeed/FSDP, logging) is the Trainer's.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import types
@@ -22,6 +26,7 @@ from transformers.integrations import is_deepspeed_zero3_enabled
 from .config import CUTConfig
 from .data import count_examples, downsample_positives, load_judgments
 from .data.collator import CUTCollator
+from .data.pairs import preferred_responses
 from .data.templates import resolve_template
 from .data.tokenize import tokenize_dataset
 from .logprobs import (
@@ -30,11 +35,14 @@ from .logprobs import (
     check_packed_views_stay_apart,
     check_token_logprobs,
 )
-from .loss import CUTLossOutput, cut_loss
+from .loss import CUTLossOutput, cut_loss, pairwise_loss
 from .model_card import model_card
 from .models import load_model, load_tokenizer
 
 logger = logging.getLogger("cutalign")
+
+LOSS_PARTS = (*CUTLossOutput.PARTS, "pairwise")
+"""The logged loss parts, which add up to the logged loss (``pairwise`` only with ``pairwise_weight > 0``)."""
 
 
 def _save_adapter_without_embeddings(self: PeftModel, *args, **kwargs):
@@ -131,6 +139,15 @@ class CUTTrainer(Trainer):
             # saying so spares PEFT's "auto" check, which asks the hub for the base model's config on every save.
             # Bound with MethodType (not a closure), so a deepcopy of the model rebinds it to the copy.
             model.save_pretrained = types.MethodType(_save_adapter_without_embeddings, model)
+        # The pairwise term's reference is the model before training: a LoRA model with its adapter disabled, else a
+        # frozen copy of the full model (placed on the device after the Trainer is set up, below).
+        self.reference_model = None
+        if args.pairwise_weight > 0 and not isinstance(model, PeftModel):
+            if is_deepspeed_zero3_enabled() or args.fsdp:
+                raise ValueError("pairwise_weight > 0 needs a reference model; with full weights under DeepSpeed "
+                                 "ZeRO-3 or FSDP a frozen copy is not supported: train a LoRA adapter (the reference "
+                                 "is then the model with its adapter disabled)")
+            self.reference_model = copy.deepcopy(model).eval().requires_grad_(False)
 
         # Running sums (numerator, denominator) of the logged metrics, per split; see _record_metrics and log.
         self._metrics: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
@@ -147,6 +164,7 @@ class CUTTrainer(Trainer):
                 contrast=args.contrast_judgment is not None,
                 # With align_n_weight = 0 (the default) the judgment views only select tokens.
                 detach_judgment=args.align_n_weight == 0,
+                pairwise=args.pairwise_weight > 0,
             ),
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
@@ -165,6 +183,11 @@ class CUTTrainer(Trainer):
         # count them (from `shift_labels`) and skip its division by the accumulation steps.
         self.model_accepts_loss_kwargs = args.reduction == "normalized"
         self.loss_is_scaled_for_ga = args.reduction == "normalized"
+        # The training loop sets this per accumulation cycle (fewer at an epoch's end); a compute_loss outside it
+        # (a test, a user's own loop) sees the configured value.
+        self.current_gradient_accumulation_steps = args.gradient_accumulation_steps
+        if self.reference_model is not None:
+            self.reference_model = self.accelerator.prepare_model(self.reference_model, evaluation_mode=True)
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         """Save as the Trainer does, then replace PEFT's blank model card with one that describes this run."""
@@ -182,6 +205,9 @@ class CUTTrainer(Trainer):
         """Load, down-sample (train only) and tokenize one split; keep a report of what happened to its rows."""
         dataset = load_judgments(dataset, positive_score=args.positive_score)
         loaded = count_examples(dataset)
+        if args.pairwise_weight > 0:
+            # Pairs are found before down-sampling, so a negative keeps its good sibling even if that row is dropped.
+            dataset = dataset.add_column("preferred", preferred_responses(dataset))
         if split == "train":
             dataset = downsample_positives(dataset, args.positive_ratio, seed=args.seed)
         tokenized, tokenization = tokenize_dataset(
@@ -201,12 +227,18 @@ class CUTTrainer(Trainer):
             logger.warning("%s data: kept %d of %d positives (positive_ratio=%s x %d negatives); set "
                            "positive_ratio=-1 to keep them all", split, kept["positives"], loaded["positives"],
                            args.positive_ratio, kept["negatives"])
-        if tokenization.removed_too_long:
+        if tokenization.removed_too_long or tokenization.pairs_too_long:
             logger.warning("%s data: %s", split, tokenization.summary())
+        if split == "train" and tokenization.pairs == 0:
+            raise ValueError("pairwise_weight > 0 but the training data has no pair for it: no prompt has both a "
+                             "response judged good and one judged bad, and no negative example has a refinement")
         return tokenized
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         args: CUTConfig = self.args
+        reference_logps = None
+        if args.pairwise_weight > 0:  # without gradient, before the forward with gradient (as the detached views)
+            reference_logps = self._reference_token_logps(model, inputs)
         detached_logps = None
         if "detached_input_ids" in inputs:  # views that only select tokens: no gradient, no stored activations
             with torch.no_grad():  # first, so that the last forward before backward is the one with gradient
@@ -233,13 +265,50 @@ class CUTTrainer(Trainer):
         if args.reduction == "normalized" and num_items_in_batch is not None and args.average_tokens_across_devices:
             # num_items_in_batch counts every process's tokens, and DDP averages gradients over processes.
             scale = self.accelerator.num_processes
-        reference_logps = plain_logps if contrast_logps is None else contrast_logps
-        self._record_metrics(output, mle_logps, plain_logps, reference_logps, mask, negative, scale)
+        pairs = None
+        if reference_logps is not None:
+            pairs = self._pairwise(token_logps, plain_logps, reference_logps, inputs)
+        ratio_denominator = plain_logps if contrast_logps is None else contrast_logps
+        self._record_metrics(output, mle_logps, plain_logps, ratio_denominator, mask, negative, scale, pairs)
         loss = loss * scale
+        if pairs is not None:
+            # A mean over the examples of the batch, so the Trainer's division by the accumulation steps applies; the
+            # normalized reduction skips that division (see __init__), so it is done here.
+            divisor = self.current_gradient_accumulation_steps if self.model.training and self.loss_is_scaled_for_ga \
+                else 1
+            loss = loss + pairs["part"] / divisor
         return (loss, output) if return_outputs else loss
 
     @torch.no_grad()
-    def _record_metrics(self, output, mle_logps, plain_logps, reference_logps, mask, negative, scale) -> None:
+    def _reference_token_logps(self, model, inputs) -> torch.Tensor:
+        """The reference model's scores of the batch's ``reference_`` views: both responses of every pair."""
+        if self.reference_model is not None:
+            return batch_token_logps(self.reference_model, inputs, prefix="reference_")
+        unwrapped = self.accelerator.unwrap_model(model)
+        with unwrapped.disable_adapter():
+            return batch_token_logps(unwrapped, inputs, prefix="reference_")
+
+    def _pairwise(self, token_logps, plain_logps, reference_logps, inputs) -> dict:
+        """The pairwise (DPO) term of a micro-batch: ``pairwise_weight x`` the sum of its pairs' losses over the
+        micro-batch's examples (an unpaired example adds 0); also the pairs' margins, for logging."""
+        args: CUTConfig = self.args
+        mask, preferred_mask, paired = inputs["completion_mask"], inputs["preferred_mask"], inputs["paired"]
+
+        def summed(logps, index, keep):
+            return torch.where(keep, logps[index] if index is not None else logps, 0.0).sum(dim=1)[paired]
+
+        losses, margins = pairwise_loss(
+            summed(token_logps, inputs["preferred_index"], preferred_mask),
+            summed(plain_logps, None, mask),
+            summed(reference_logps, inputs["reference_preferred_index"], preferred_mask),
+            summed(reference_logps, inputs["reference_rejected_index"], mask),
+            args.pairwise_beta,
+        )
+        return {"part": args.pairwise_weight * losses.sum() / paired.shape[0], "margins": margins}
+
+    @torch.no_grad()
+    def _record_metrics(self, output, mle_logps, plain_logps, reference_logps, mask, negative, scale,
+                        pairs=None) -> None:
         """Accumulate the logged metrics of one micro-batch as running sums (no device sync; gathered at log time).
 
         Training: each loss part is scaled exactly as the Trainer scales the loss it logs (the process factor here,
@@ -247,7 +316,9 @@ class CUTTrainer(Trainer):
         optimizer batch), so the logged parts add up to the logged ``loss``. Evaluation: parts are weighted by the
         batch's rows, as the Trainer weights ``eval_loss``. Ratios (flagged fraction, mean log-probabilities, mean
         r_t) are sums of numerators and denominators over micro-batches and processes. ``reference_logps`` is the
-        denominator of r_t: the plain view, or the neutral-judgment view with ``contrast_judgment``.
+        denominator of r_t: the plain view, or the neutral-judgment view with ``contrast_judgment``. ``pairs`` (from
+        :meth:`_pairwise`) adds the ``pairwise`` part, the pairs' mean margin and accuracy (margin > 0), and their
+        count.
         """
         training = self.model.training
         sums = self._metrics["train" if training else "eval"]
@@ -268,6 +339,17 @@ class CUTTrainer(Trainer):
                 add(part, value * part_weight, 0)
             else:
                 add(part, value * rows, rows)
+        if pairs is not None:
+            # Added to the loss after the process scale: in training it ends up divided by the accumulation steps.
+            value = pairs["part"].detach()
+            if training:
+                add("pairwise", value / self.current_gradient_accumulation_steps, 0)
+            else:
+                add("pairwise", value * rows, rows)
+            margins = pairs["margins"]
+            add("pairwise/margin", margins.sum(), margins.numel())
+            add("pairwise/accuracy", (margins > 0).sum(), margins.numel())
+            add("pairs", margins.numel(), 0)
         negative_tokens = mask & negative[:, None]
         flagged = output.flagged
         ratio = torch.exp((mle_logps - reference_logps).double())
@@ -303,9 +385,9 @@ class CUTTrainer(Trainer):
             steps = max(self.state.global_step - (self._steps_at_last_log or 0), 1)
             prefix = "" if split == "train" else "eval_"
             for name, (numerator, denominator) in zip(names, totals.tolist()):
-                if name in CUTLossOutput.PARTS:
+                if name in LOSS_PARTS:
                     value = numerator / gathered.shape[0] / steps if split == "train" else numerator / denominator
-                elif name.startswith("tokens"):
+                elif name.startswith("tokens") or name == "pairs":
                     value = numerator
                 elif denominator > 0:
                     value = numerator / denominator

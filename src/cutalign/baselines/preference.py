@@ -20,12 +20,9 @@ import datasets
 from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 
 from ..data import load_judgments
+from ..data.pairs import prompt_key
 from ..data.templates import plain_prompt
 from .arguments import trl_config
-
-
-def _key(prompt) -> str:
-    return prompt if isinstance(prompt, str) else repr([(m["role"], m["content"]) for m in prompt])
 
 
 def preference_pairs(dataset) -> tuple[list[dict], dict]:
@@ -34,7 +31,7 @@ def preference_pairs(dataset) -> tuple[list[dict], dict]:
     has_refinement = "refinement" in dataset.column_names
     groups: dict[str, dict] = {}
     for example in dataset:
-        group = groups.setdefault(_key(example["prompt"]), {"prompt": example["prompt"], "good": [], "bad": []})
+        group = groups.setdefault(prompt_key(example["prompt"]), {"prompt": example["prompt"], "good": [], "bad": []})
         group["good" if example["judgment"] is None else "bad"].append(example)
     pairs, counts = [], defaultdict(int)
     for group in groups.values():

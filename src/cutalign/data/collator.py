@@ -25,6 +25,12 @@ batch (``detached_input_ids``, ``detached_score_positions``, ...) laid out the s
 gradient, so no backward pass and no stored activations are spent on them. Its K' scores follow the first batch's K
 in the indices. Such a collator gives every batch a detached batch, even one without negatives.
 
+With ``pairwise=True`` (the optional pairwise term, ``CUTConfig.pairwise_weight``) a negative example that has a
+preferred response (``preferred_ids``, :mod:`cutalign.data.pairs`) adds that response after its plain prompt to the
+batch with gradient (``preferred_index``, ``preferred_mask`` (B, T'), ``paired`` (B,)), and a third, ``reference_``
+batch holds both responses of every pair for the reference model (``reference_rejected_index``,
+``reference_preferred_index`` index its own scores).
+
 ``shift_labels`` (B, T) holds the completion ids with -100 as padding: the Trainer counts it for
 ``num_items_in_batch`` (it only counts when a ``labels`` key is present too, so ``labels`` is the same tensor).
 """
@@ -64,27 +70,31 @@ class CUTCollator:
     single_row: bool = False  # with padding_free: one packed row (FlashAttention varlen)
     contrast: bool = False  # add each negative's neutral-judgment view (``contrast_prompt_ids``)
     detach_judgment: bool = False  # the judgment views carry no gradient: put them in the detached batch
+    pairwise: bool = False  # score each paired example's preferred response (``preferred_ids``), plus the reference
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        # Views 0..B-1 are the plain views, in batch order; the judgment views of the negatives follow, then the
-        # contrast views. judgment_view / contrast_view map an example to the index of its view.
+        # Views 0..B-1 are the plain views, in batch order; with ``pairwise`` the preferred responses of the paired
+        # examples follow, then the judgment views of the negatives, then the contrast views. preferred_view,
+        # judgment_view and contrast_view map an example to the index of its view.
         views = [(f["prompt_ids"], f["completion_ids"]) for f in features]
 
-        def add_negative_views(prompt_key: str) -> dict[int, int]:
-            """Append the ``prompt_key`` view of every negative example; return example -> view index."""
+        def add_views(prompt_key: str, completion_key: str, wanted: str) -> dict[int, int]:
+            """Append a (``prompt_key``, ``completion_key``) view for every example whose ``wanted`` field is truthy;
+            return example -> view index."""
             added = {}
             for b, f in enumerate(features):
-                if f["negative"]:
+                if f[wanted]:
                     added[b] = len(views)
-                    views.append((f[prompt_key], f["completion_ids"]))
+                    views.append((f[prompt_key], f[completion_key]))
             return added
 
-        judgment_view = add_negative_views("judgment_prompt_ids")
-        contrast_view = add_negative_views("contrast_prompt_ids") if self.contrast else {}
+        preferred_view = add_views("prompt_ids", "preferred_ids", "preferred_ids") if self.pairwise else {}
+        judgment_view = add_views("judgment_prompt_ids", "completion_ids", "negative")
+        contrast_view = add_views("contrast_prompt_ids", "completion_ids", "negative") if self.contrast else {}
 
         # Views that only select tokens (contrast views; judgment views when detach_judgment) go to a second batch
         # that the trainer runs without gradient; their scores follow the first batch's in the K scores.
-        detached_from = len(features) + (0 if self.detach_judgment else len(judgment_view))
+        detached_from = len(features) + len(preferred_view) + (0 if self.detach_judgment else len(judgment_view))
         batch, first_score = self._layout(views[:detached_from])
         if self.detach_judgment or self.contrast:
             # A batch without negatives still gets a detached batch (the first view again, its scores unread): every
@@ -121,7 +131,46 @@ class CUTCollator:
         })
         if self.contrast:
             batch["contrast_index"] = contrast_index
+        if self.pairwise:
+            batch.update(self._pairs(features, preferred_view, first_score))
         return batch
+
+    def _pairs(self, features: list[dict], preferred_view: dict[int, int], first_score: list[int]) -> dict:
+        """The pairwise term's inputs: where each paired example's preferred response is scored by the policy
+        (``preferred_index``, ``preferred_mask``, ``paired``), and a ``reference_`` batch that scores both responses
+        of every pair (the rejected one after its plain prompt, then the preferred one) for the reference model.
+
+        Every batch gets a reference batch, even one without pairs (the first plain view, scores unread), so that
+        every process runs the reference model on every step, as the plain and detached forwards do.
+        """
+        paired = sorted(preferred_view)
+        reference_views = [(features[b]["prompt_ids"], features[b]["completion_ids"]) for b in paired]
+        reference_views += [(features[b]["prompt_ids"], features[b]["preferred_ids"]) for b in paired]
+        reference, reference_first = self._layout(reference_views or [(features[0]["prompt_ids"],
+                                                                        features[0]["completion_ids"])])
+        rows = len(features)
+        width = max([len(f["completion_ids"]) for f in features])
+        preferred_width = max([len(features[b]["preferred_ids"]) for b in paired] or [1])
+        preferred_index = torch.zeros((rows, preferred_width), dtype=torch.long)
+        preferred_mask = torch.zeros((rows, preferred_width), dtype=torch.bool)
+        reference_rejected_index = torch.zeros((rows, width), dtype=torch.long)
+        reference_preferred_index = torch.zeros((rows, preferred_width), dtype=torch.long)
+        for i, b in enumerate(paired):
+            n, m = len(features[b]["completion_ids"]), len(features[b]["preferred_ids"])
+            start = first_score[preferred_view[b]]
+            preferred_index[b, :m] = torch.arange(start, start + m)
+            preferred_mask[b, :m] = True
+            reference_rejected_index[b, :n] = torch.arange(reference_first[i], reference_first[i] + n)
+            start = reference_first[len(paired) + i]
+            reference_preferred_index[b, :m] = torch.arange(start, start + m)
+        return {
+            "paired": torch.tensor([b in preferred_view for b in range(rows)]),
+            "preferred_index": preferred_index,
+            "preferred_mask": preferred_mask,
+            "reference_rejected_index": reference_rejected_index,
+            "reference_preferred_index": reference_preferred_index,
+            **{"reference_" + key: value for key, value in reference.items()},
+        }
 
     def _layout(self, views: list[tuple[list[int], list[int]]]) -> tuple[dict[str, torch.Tensor], list[int]]:
         """Lay out ``(prompt, completion)`` views as one model input; also return where each view's scores start."""

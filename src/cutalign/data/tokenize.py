@@ -3,7 +3,9 @@
 Every example gets ``prompt_ids`` (plain view), ``completion_ids`` (the response followed by EOS) and, for negative
 examples only, ``judgment_prompt_ids`` and, when a neutral judgment j0 is given (``contrast_judgment``),
 ``contrast_prompt_ids`` (the judgment view with j0 in place of the example's judgment). The completion is tokenized
-once and shared by every view, so the views score exactly the same response tokens, position by position.
+once and shared by every view, so the views score exactly the same response tokens, position by position. Examples
+of a dataset with a ``preferred`` column (:mod:`cutalign.data.pairs`, for the pairwise term) also get
+``preferred_ids``: the preferred response and EOS, scored after the same plain prompt (empty when there is none).
 
 Rows longer than ``max_length`` lose prompt tokens from the left, so the response stays whole (the reference
 behaviour). A response that alone leaves no room for a single prompt token cannot be trained on: it is removed and
@@ -27,13 +29,24 @@ class TokenizationReport:
     kept: int = 0
     truncated_prompts: int = 0
     removed_too_long: list[str] = field(default_factory=list)  # ids of removed rows
+    pairs: int | None = None  # negatives with a preferred response (None: the data has no ``preferred`` column)
+    pairs_too_long: list[str] = field(default_factory=list)  # ids of negatives whose preferred response did not fit
 
     def summary(self) -> str:
         text = f"{self.kept} examples tokenized, {self.truncated_prompts} prompt(s) cut from the left"
         if self.removed_too_long:
-            shown = ", ".join(self.removed_too_long[:5]) + (" ..." if len(self.removed_too_long) > 5 else "")
-            text += f", {len(self.removed_too_long)} removed: response alone exceeds max_length (ids: {shown})"
+            text += f", {len(self.removed_too_long)} removed: response alone exceeds max_length (ids: " \
+                    f"{_shown(self.removed_too_long)})"
+        if self.pairs is not None:
+            text += f", {self.pairs} pair(s) for the pairwise term"
+        if self.pairs_too_long:
+            text += f", {len(self.pairs_too_long)} pair(s) left out: prompt + preferred response exceed max_length " \
+                    f"(ids: {_shown(self.pairs_too_long)})"
         return text
+
+
+def _shown(ids: list[str]) -> str:
+    return ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
 
 
 def tokenize_example(
@@ -74,6 +87,17 @@ def tokenize_example(
             ids = ids[-room:]
             truncated = True
         features[key] = ids
+    if "preferred" in example:
+        # The preferred response follows the negative's own (possibly cut) plain prompt, so both responses of the
+        # pair are scored after the same tokens; one that does not fit behind it leaves the pair out (empty).
+        preferred = example["preferred"]
+        features["preferred_ids"] = []
+        if preferred is not None:
+            preferred_ids = tokenizer(preferred, add_special_tokens=False)["input_ids"]
+            if not preferred_ids or preferred_ids[-1] != tokenizer.eos_token_id:
+                preferred_ids = preferred_ids + [tokenizer.eos_token_id]
+            if len(features["prompt_ids"]) + len(preferred_ids) <= max_length:
+                features["preferred_ids"] = preferred_ids
     return features, truncated
 
 
@@ -91,11 +115,14 @@ def tokenize_dataset(
     The tokenized dataset has ``id``, ``negative``, ``prompt_ids``, ``judgment_prompt_ids`` (empty for positives),
     ``contrast_prompt_ids`` (only with ``contrast_judgment``; empty for positives), ``completion_ids`` and
     ``length``: the tokens the example puts through the model (its plain view, plus its judgment and contrast views
-    if negative), which transformers' length-grouped sampler reads.
+    if negative), which transformers' length-grouped sampler reads. With a ``preferred`` column it also has
+    ``preferred_ids`` (see :func:`tokenize_example`).
     """
     from datasets import Dataset
 
     report = TokenizationReport()
+    if "preferred" in dataset.column_names:
+        report.pairs = 0
     rows = []
     for example in dataset:
         features, truncated = tokenize_example(
@@ -113,8 +140,13 @@ def tokenize_dataset(
             for key in ("judgment_prompt_ids", "contrast_prompt_ids"):
                 if key in features:
                     length += len(features[key]) + len(features["completion_ids"])
+        if features.get("preferred_ids"):
+            length += len(features["prompt_ids"]) + len(features["preferred_ids"])
+            report.pairs += 1
+        elif "preferred" in example and example["preferred"] is not None:
+            report.pairs_too_long.append(str(example["id"]))
         rows.append({"id": str(example["id"]), "negative": negative, **features, "length": length})
-    if report.removed_too_long or report.truncated_prompts:
+    if report.removed_too_long or report.truncated_prompts or report.pairs_too_long:
         logger.warning(report.summary())
     else:
         logger.info(report.summary())
