@@ -129,8 +129,10 @@ def parse_args(argv=None):
                         "missing")
     parser.add_argument("--learning-rate", type=float, default=5e-4, help="learning rate of every method (constant)")
     parser.add_argument("--batch-size", type=int, default=4, help="per-device batch size of every method")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores; on a "
-                        "machine shared with other jobs, 1 thread was 8x faster than 2)")
+    parser.add_argument("--jobs", type=int, default=None, help="cells trained and evaluated at once, each in its "
+                        "own process (default: one per CPU core, at most 4; 1 on a GPU)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per job (default: the cores "
+                        "divided among the jobs; on a machine shared with other jobs, 1 thread was 8x faster than 2)")
     parser.add_argument("--out", default="benchmarks/results/mini_paper", help="output directory")
     return parser.parse_args(argv)
 
@@ -186,12 +188,18 @@ def evaluate(model, tokenizer, method, scale, heldout, guard) -> dict:
             "passed": [rule_judge(p, o) is None for p, o in zip(heldout, outputs)], "outputs": records}
 
 
+def cell_path(method, variant, seed, out: Path) -> Path:
+    """Where a cell's result is cached. The base model's cell is shared by every seed and variant."""
+    name = "base" if method == "base" else f"{method}@{variant}-seed{seed}"
+    return out / "runs" / (name.replace(" ", "_").replace("=", "") + ".json")
+
+
 def run_cell(method, variant, seed, base_model, tokenizer, rows, args, scale, heldout, guard, out: Path) -> dict | None:
     """One (method, data variant, seed) cell, from the cache when it is there (None with ``--report-only`` when it
     is not). The base model is trained on nothing and decodes greedily, so its cell is shared by every seed and
     variant."""
     name = "base" if method == "base" else f"{method}@{variant}-seed{seed}"
-    path = out / "runs" / (name.replace(" ", "_").replace("=", "") + ".json")
+    path = cell_path(method, variant, seed, out)
     if path.is_file():
         return {**json.loads(path.read_text()), "seed": seed, "variant": variant}
     if args.report_only:
@@ -211,6 +219,63 @@ def run_cell(method, variant, seed, base_model, tokenizer, rows, args, scale, he
     print(f"[{time.strftime('%H:%M:%S')}] {name}: pass {result['task']['pass_rate']:.3f} train {train_s:.0f}s "
           f"eval {result['eval_seconds']:.0f}s", flush=True)
     return result
+
+
+_WORKER = {}  # in a --jobs worker process: its own base model and tokenizer
+
+
+def _start_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _WORKER["tokenizer"] = AutoTokenizer.from_pretrained(model_dir())
+    model = AutoModelForCausalLM.from_pretrained(model_dir())
+    _WORKER["model"] = model.to("cuda") if torch.cuda.is_available() else model
+
+
+def _worker_cell(method, variant, seed, rows, args, scale, heldout, guard, out) -> dict:
+    return run_cell(method, variant, seed, _WORKER["model"], _WORKER["tokenizer"], rows, args, scale, heldout, guard,
+                    out)
+
+
+def run_cells(cells, data, base_model, tokenizer, args, scale, heldout, guard, out: Path, jobs: int,
+              threads: int) -> dict:
+    """Every ``(method, variant, seed)`` cell's result (None: not cached, with ``--report-only``), by cell.
+
+    Cached cells are read here. With ``jobs > 1`` the others run in that many worker processes (each loads its own
+    copy of the base model and uses ``threads`` threads), the costliest methods first so that the last cells to
+    finish are short ones. A cell's result does not depend on which process ran it.
+    """
+    results, todo = {}, {}
+    for cell in dict.fromkeys(cells):
+        method, variant, seed = cell
+        if jobs == 1 or args.report_only or cell_path(method, variant, seed, out).is_file():
+            results[cell] = run_cell(method, variant, seed, base_model, tokenizer, data[seed][variant], args, scale,
+                                     heldout, guard, out)
+        else:
+            todo.setdefault(cell_path(method, variant, seed, out), cell)  # the base cell once, not once per seed
+    if todo:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        slow_first = sorted(todo.values(), key=lambda cell: -CELL_COST.get(cell[0].split(" ")[0], 1.0))
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                                 initargs=(threads,)) as pool:
+            futures = {cell: pool.submit(_worker_cell, *cell, data[cell[2]][cell[1]], args, scale, heldout, guard, out)
+                       for cell in slow_first}
+            for future in futures.values():
+                future.result()
+        for cell in dict.fromkeys(cells):  # now cached
+            if cell not in results:
+                method, variant, seed = cell
+                results[cell] = run_cell(method, variant, seed, base_model, tokenizer, data[seed][variant], args,
+                                         scale, heldout, guard, out)
+    return results
+
+
+CELL_COST = {"base": 0.3, "sft-positive": 0.4, "dpo": 0.5, "sft-all": 0.9, "fp": 1.3, "ilf": 1.3, "coh": 1.2,
+             "kto": 1.1, "cut-reference": 1.0, "cut-best": 1.0}
+"""Relative CPU time of a method's cell (train + evaluate, 2-core machine), for ordering the --jobs queue only."""
 
 
 def size_tag(scale: dict, kinds) -> str:
@@ -255,7 +320,10 @@ def main(argv=None) -> int:
     kinds = scale["kinds"] or KINDS
     out = Path(args.out) / size_tag(scale, kinds)
     (out / "cache").mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(args.threads or min(os.cpu_count() or 1, 16))
+    cores = os.cpu_count() or 1
+    jobs = args.jobs or (1 if torch.cuda.is_available() else max(1, min(cores, 4)))
+    threads = args.threads or max(1, min(cores // jobs, 16))
+    torch.set_num_threads(threads)
 
     started = time.perf_counter()
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -276,7 +344,7 @@ def main(argv=None) -> int:
 
     guard_refs = cached(out / "cache" / "guard-references.json", make_guard)
     guard = (guard_refs["prompts"], guard_refs["references"])
-    results, data, flags, missing = [], {}, {}, []
+    data, flags, cells = {}, {}, []
     for seed in seeds:
         rows = cached(out / "cache" / f"train-seed{seed}.json", lambda: sample_and_judge(
             base_model, tokenizer, train_prompts, scale["samples"], scale["new_tokens"], seed))
@@ -287,37 +355,28 @@ def main(argv=None) -> int:
         if args.noisy:
             variants["noisy"] = rejudged(rows, NoisyRuleJudge(miss=0.2, false_flag=0.1, seed=seed))
         data[seed] = variants
-
-        def cell(method, variant):
-            result = run_cell(method, variant, seed, base_model, tokenizer, variants[variant], args, scale, heldout,
-                              guard, out)
-            if result is None:
-                missing.append(f"{method}@{variant}-seed{seed}")
-            else:
-                results.append(result)
-
-        for method in methods:
-            cell(method, "rule")
+        cells += [(method, "rule", seed) for method in methods]
         if args.content:
             from flag_analysis import flag_report
 
             content = {k: variants[k] for k in ("rule", "generic", "shuffled")}
             flags[seed] = cached(out / "cache" / f"flags-seed{seed}.json",
                                  lambda: flag_report(base_model, tokenizer, content, CUT_BEST["threshold"]))
-            for variant in ("generic", "shuffled"):
-                cell("cut-best", variant)
+            cells += [("cut-best", variant, seed) for variant in ("generic", "shuffled")]
         if args.noisy:
-            for method in NOISY_METHODS:
-                cell(method, "noisy")
-        for method in ablations:
-            cell(method, "rule")
+            cells += [(method, "noisy", seed) for method in NOISY_METHODS]
+        cells += [(method, "rule", seed) for method in ablations]
+    done = run_cells(cells, data, base_model, tokenizer, args, scale, heldout, guard, out, jobs, threads)
+    results = [done[cell] for cell in cells if done[cell] is not None]
+    missing = [f"{method}@{variant}-seed{seed}" for (method, variant, seed) in cells if done[(method, variant, seed)]
+               is None]
 
     command = " ".join(["python benchmarks/mini_paper.py", *(argv if argv is not None else sys.argv[1:])])
     setup = (f"SmolLM2-135M-Instruct; {len(train_prompts)} training prompts x {scale['samples']} samples, "
              f"{len(heldout)} held-out prompts (half with 1 constraint, half with 2; seen and unseen phrasings), "
              f"kinds {', '.join(kinds)}; {scale['new_tokens']} new tokens; {scale['epochs']} epoch(s); "
              f"seeds {','.join(map(str, seeds))}. This invocation: {time.perf_counter() - started:.0f} s wall on "
-             f"{machine()}{' + GPU' if torch.cuda.is_available() else ''}.")
+             f"{machine()}{' + GPU' if torch.cuda.is_available() else ''}, {jobs} job(s) x {threads} thread(s).")
     if missing:
         setup += f" Not run (reported without them): {', '.join(missing)}."
     text = report(results, data, flags, heldout, command, setup)

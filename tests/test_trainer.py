@@ -293,6 +293,8 @@ def test_defaults_are_the_measured_mix_and_the_reference_mix_is_one_option_away(
     ("reduction", "mean", "reduction must be one of"),
     ("template", "vicuna", "template must be one of"),
     ("align_n_weight", -0.5, "align_n_weight must be >= 0"),
+    ("pairwise_weight", -1.0, "pairwise_weight must be >= 0"),
+    ("pairwise_beta", 0.0, "pairwise_beta must be > 0"),
     ("chat_judgment_template", "{content}", "must contain {judgment}"),
     ("max_length", 1, "max_length must be >= 2"),
 ])
@@ -328,7 +330,7 @@ def test_saved_adapter_loads_outside_cutalign_and_has_a_real_model_card(tmp_path
     card = (out / "README.md").read_text()
     assert "More Information Needed" not in card
     for expected in ("base_model: " + str(base_dir.resolve()), "arXiv:2312.14591", "@article{xu2023reasons",
-                     "| `threshold` | 1.0 |", "| `alpha` | 0.5 |", "- cutalign", "- cut", "- trl",
+                     "| `threshold` | 1.0 |", "| `alpha` | 0.5 |", "| `pairwise_weight` | 0.0 |", "- cutalign", "- cut", "- trl",
                      "3 positives, 3 negatives", "train_loss"):
         assert expected in card, expected
 

@@ -21,6 +21,17 @@ from .errors import UsageError
 from .loss import REDUCTIONS
 
 
+def token_selection_problems(max_flagged_fraction: float, contrast_judgment: str | None, flag: str = "") -> list[str]:
+    """What is wrong with the token-selection options (shared by :class:`CUTConfig` and ``cutalign inspect``, whose
+    options of these names select tokens as training does); ``flag`` prefixes the names, e.g. ``"--"``."""
+    problems = []
+    if not 0 < max_flagged_fraction <= 1:
+        problems.append(f"{flag}max_flagged_fraction must be in (0, 1], got {max_flagged_fraction}")
+    if contrast_judgment is not None and not contrast_judgment.strip():
+        problems.append(f"{flag}contrast_judgment must not be empty (leave it unset for the paper's ratio)")
+    return problems
+
+
 @dataclass
 class CUTConfig(TrainingArguments):
     """Training arguments for :class:`CUTTrainer`: transformers' ``TrainingArguments`` plus the CUT settings.
@@ -144,10 +155,7 @@ class CUTConfig(TrainingArguments):
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.pairwise_beta > 0:
             problems.append(f"pairwise_beta must be > 0, got {self.pairwise_beta}")
-        if not 0 < self.max_flagged_fraction <= 1:
-            problems.append(f"max_flagged_fraction must be in (0, 1], got {self.max_flagged_fraction}")
-        if self.contrast_judgment is not None and not self.contrast_judgment.strip():
-            problems.append("contrast_judgment must not be empty (leave it unset for the paper's ratio)")
+        problems += token_selection_problems(self.max_flagged_fraction, self.contrast_judgment)
         if self.reduction not in REDUCTIONS:
             problems.append(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
         if self.template not in TEMPLATES:

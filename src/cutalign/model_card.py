@@ -26,7 +26,8 @@ TRAINING_KEYS = ("learning_rate", "lr_scheduler_type", "num_train_epochs", "max_
                  "gradient_accumulation_steps", "optim", "weight_decay", "warmup_steps", "seed", "bf16",
                  "gradient_checkpointing", "padding_free")
 LOSS_KEYS = ("threshold", "alpha", "reduction", "align_p_weight", "align_n_weight", "unflagged_weight",
-             "positive_ratio", "positive_score", "template", "max_length")
+             "max_flagged_fraction", "contrast_judgment", "pairwise_weight", "pairwise_beta", "positive_ratio",
+             "positive_score", "template", "max_length")
 
 
 def model_card(*, base_model: str, adapter: bool, args: CUTConfig, data_reports: dict, log_history: list[dict],

@@ -61,10 +61,11 @@ class InspectArguments:
     def __post_init__(self):
         if not self.threshold > 0 or not all(value > 0 for value in self.thresholds):
             raise ValueError("--threshold and --thresholds must be > 0 (ratios of probabilities)")
-        if not 0 < self.max_flagged_fraction <= 1:
-            raise ValueError(f"--max_flagged_fraction must be in (0, 1], got {self.max_flagged_fraction}")
-        if self.contrast_judgment is not None and not self.contrast_judgment.strip():
-            raise ValueError("--contrast_judgment must not be empty (leave it out for the paper's ratio)")
+        from ..config import token_selection_problems  # here: importing it loads transformers (see above)
+
+        problems = token_selection_problems(self.max_flagged_fraction, self.contrast_judgment, flag="--")
+        if problems:
+            raise ValueError("; ".join(problems))
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit must be >= 1, got {self.limit}")
         if self.batch_size < 1 or self.max_length < 2:
