@@ -96,18 +96,21 @@ DEFAULT_KINDS = ("no_commas", "include_keyword", "avoid_word", "max_words", "bul
 there are good answers to imitate and pairs to prefer, and that fit in 64 new tokens."""
 
 SCALES = {
-    # train prompts, samples per prompt, held-out prompts, kinds (None: all), new tokens, seeds, epochs
-    "quick": dict(train_prompts=12, samples=2, heldout=12, kinds=DEFAULT_KINDS, new_tokens=32, seeds=(0,), epochs=1),
+    # train prompts, samples per prompt, held-out prompts, kinds (None: all), new tokens, seeds, epochs, and the
+    # unconstrained held-out instructions whose base-model answers give the guard's held-out log-likelihood
+    "quick": dict(train_prompts=12, samples=2, heldout=12, kinds=DEFAULT_KINDS, new_tokens=24, seeds=(0,), epochs=1,
+                  guard=12),
     "cpu": dict(train_prompts=48, samples=2, heldout=64, kinds=DEFAULT_KINDS, new_tokens=64, seeds=(0, 1, 2),
-                epochs=1),
-    "gpu": dict(train_prompts=1024, samples=2, heldout=256, kinds=None, new_tokens=128, seeds=(0, 1, 2), epochs=2),
+                epochs=1, guard=48),
+    "gpu": dict(train_prompts=1024, samples=2, heldout=256, kinds=None, new_tokens=128, seeds=(0, 1, 2), epochs=2,
+                guard=48),
 }
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: 12 prompts, 1 seed, 32 new tokens")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 12 prompts, 1 seed, 24 new tokens")
     parser.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
                         help="cpu: 48 prompts x 2 samples, 5 kinds, 64 held-out prompts, 3 seeds; gpu: 1024 prompts, "
                         "every kind, 256 held-out prompts, 3 seeds, 2 epochs")
@@ -336,7 +339,7 @@ def main(argv=None) -> int:
     train_prompts = prompt_set("train", scale["train_prompts"], kinds, seed=0)
 
     def make_guard():
-        prompts = [b.text for b in base_instructions("heldout")][:48]
+        prompts = [b.text for b in base_instructions("heldout")][:scale["guard"]]
         answers = generate(base_model, tokenizer, prompts, SamplingConfig(max_new_tokens=scale["new_tokens"]),
                            description="guard references")
         keep = [(p, a) for p, a in zip(prompts, answers) if a.strip()]

@@ -324,3 +324,25 @@ def test_online_paired_refuses_answers_that_do_not_give_the_recorded_rate(tmp_pa
     write_round(tmp_path, 1, prompts, ["No comma here at all."], 1.0)
     with pytest.raises(SystemExit, match="round-00/eval.json: re-judged 1/1, but the run recorded pass_rate 0.0000"):
         online_paired.main([str(tmp_path), "0", "1"])
+
+
+# --- the whole benchmark, at its smoke size ---------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_quick_run_trains_every_method_in_two_jobs_and_resumes_from_its_cells(tmp_path, capsys):
+    """``mini_paper.py --quick --jobs 2`` on the embedded model: every main method's cell is trained and evaluated in
+    the worker processes and cached, the report has a row for each, and a second invocation finds every cell."""
+    import mini_paper
+
+    args = ["--quick", "--jobs", "2", "--threads", "1", "--out", str(tmp_path)]
+    assert mini_paper.main(args) == 0
+    (folder,) = tmp_path.iterdir()
+    cells = sorted(path.stem for path in (folder / "runs").glob("*.json"))
+    assert cells == sorted("base" if m == "base" else f"{m}@rule-seed0" for m in mini_paper.MAIN_METHODS)
+    report = (folder / "mini_paper.md").read_text()
+    for method in mini_paper.MAIN_METHODS:
+        assert f"| {method} |" in report, method
+    assert "2 job(s) x 1 thread(s)" in report and "Not run" not in report
+    capsys.readouterr()
+    assert mini_paper.main([*args, "--report-only"]) == 0
+    assert "Not run" not in capsys.readouterr().out
