@@ -5,7 +5,7 @@ same held-out prompts, with paired significance tests, plus the judgment-content
     python benchmarks/mini_paper.py --content        # + CUT-best on generic and on shuffled judgments
     python benchmarks/mini_paper.py --noisy          # + the competitive methods under a noisy judge
     python benchmarks/mini_paper.py --ablations      # + the CUT recipe variants (λ, α, loss mix, token selection,
-                                                     #   learning rate, epochs)
+                                                     #   learning rate, epochs, a pairwise term)
     python benchmarks/mini_paper.py --ablations "cut-best j0"   # + only the named variant(s), comma-separated
     python benchmarks/mini_paper.py --quick          # a few-minute smoke run (tiny sizes, one seed)
     python benchmarks/mini_paper.py --scale gpu      # more prompts, every constraint kind
@@ -24,9 +24,11 @@ Protocol (the same for every method):
    instructions, mean words, distinct-n), and paired tests of CUT-best against every other method
    (``benchmarks/stats.py``; report in ``benchmarks/mini_paper_report.py``).
 
-Each (method, data variant, seed) cell is cached as JSON in ``<out>/runs/``: an interrupted run resumes, and runs
-of different seeds can go in parallel processes (``--seeds 0`` and ``--seeds 1``) and be reported together
-afterwards (``--seeds 0,1``: every cell is found in the cache).
+Each (method, data variant, seed) cell is cached as JSON in ``<out>/runs/``: an interrupted run resumes. On a CPU
+the cells run ``--jobs`` at a time (default: one per core), each in a worker process with its own copy of the base
+model; the training data of every seed are sampled first, in this process. Runs of different seeds can also go on
+different machines (``--seeds 0``, ``--seeds 1``) and be reported together afterwards (``--seeds 0,1``: every cell
+is found in the cache).
 """
 
 from __future__ import annotations
@@ -86,6 +88,13 @@ ABLATIONS = {
     # flagged-token unlikelihood on every bad answer.
     "cut-best +pairwise": {**CUT_BEST, "pairwise_weight": 1.0},
 }
+BASELINE_VARIANTS = {
+    # The strongest baselines at CUT-best's training-length variants, so that the recipe search is not CUT's alone:
+    # SFT on the good answers sees about a quarter of the rows (6 steps an epoch), so it may be the one undertrained.
+    **{f"{method} lr=1e-3": (method, {"learning_rate": 1e-3}) for method in ("sft-positive", "dpo")},
+    **{f"{method} 2 epochs": (method, {"num_train_epochs": 2}) for method in ("sft-positive", "dpo")},
+}
+"""Baseline variants: ``name -> (method, training-argument overrides)``, run with ``--ablations`` as the CUT ones."""
 MAIN_METHODS = ["base", *METHODS, *CUT_RECIPES]
 NOISY_METHODS = ["sft-positive", "dpo", "cut-best"]
 """Under the noisy judge: the methods that learned the constraint in v1 and v2 with a clean judge (KTO's v1 score was
@@ -125,8 +134,9 @@ def parse_args(argv=None):
                         "generic and on shuffled judgments (the rule judge's are the main run's)")
     parser.add_argument("--noisy", action="store_true", help=f"noisy judge (misses 20%% of violations, flags 10%% "
                         f"of good answers): {', '.join(NOISY_METHODS)} trained on its judgments")
-    parser.add_argument("--ablations", nargs="?", const=",".join(ABLATIONS), default="",
-                        help=f"CUT recipe variants, comma-separated (alone: all of {', '.join(ABLATIONS)})")
+    parser.add_argument("--ablations", nargs="?", const=",".join([*ABLATIONS, *BASELINE_VARIANTS]), default="",
+                        help=f"CUT recipe and baseline variants, comma-separated (alone: all of "
+                        f"{', '.join([*ABLATIONS, *BASELINE_VARIANTS])})")
     parser.add_argument("--report-only", action="store_true",
                         help="train and evaluate nothing: report the cached cells of the requested ones, and list the "
                         "missing")
@@ -167,6 +177,8 @@ def train(method, base_model, tokenizer, rows, args, scale, seed, run_dir):
                                "flagged_fraction_logged": logged}
     from cutalign.baselines import train_baseline
 
+    method, overrides = BASELINE_VARIANTS.get(method, (method, {}))
+    targs.update(overrides)
     refine = None
     if method == "ilf":
         sampling = SamplingConfig(max_new_tokens=scale["new_tokens"], batch_size=16)
@@ -314,9 +326,10 @@ def main(argv=None) -> int:
         print(f"error: unknown method(s) {unknown}; expected some of {', '.join(MAIN_METHODS)}", file=sys.stderr)
         return 2
     ablations = [a.strip() for a in args.ablations.split(",") if a.strip()]
-    unknown = [a for a in ablations if a not in ABLATIONS]
+    unknown = [a for a in ablations if a not in ABLATIONS and a not in BASELINE_VARIANTS]
     if unknown:
-        print(f"error: unknown ablation(s) {unknown}; expected some of {', '.join(ABLATIONS)}", file=sys.stderr)
+        print(f"error: unknown ablation(s) {unknown}; expected some of "
+              f"{', '.join([*ABLATIONS, *BASELINE_VARIANTS])}", file=sys.stderr)
         return 2
     from cutalign.tasks import KINDS
 
@@ -379,7 +392,8 @@ def main(argv=None) -> int:
              f"{len(heldout)} held-out prompts (half with 1 constraint, half with 2; seen and unseen phrasings), "
              f"kinds {', '.join(kinds)}; {scale['new_tokens']} new tokens; {scale['epochs']} epoch(s); "
              f"seeds {','.join(map(str, seeds))}. This invocation: {time.perf_counter() - started:.0f} s wall on "
-             f"{machine()}{' + GPU' if torch.cuda.is_available() else ''}, {jobs} job(s) x {threads} thread(s).")
+             f"{machine()}{' + GPU' if torch.cuda.is_available() else ''}"
+             f"{'' if args.report_only else f', {jobs} job(s) x {threads} thread(s)'}.")
     if missing:
         setup += f" Not run (reported without them): {', '.join(missing)}."
     text = report(results, data, flags, heldout, command, setup)
