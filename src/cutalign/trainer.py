@@ -7,8 +7,7 @@ model forward (:mod:`cutalign.logprobs`) returns only the log-probabilities of t
 full-vocabulary logits; :func:`cutalign.loss.cut_loss` turns them into the loss. With ``pairwise_weight > 0`` a
 negative example with a good sibling response (:mod:`cutalign.data.pairs`) also adds a DPO term
 (:func:`cutalign.loss.pairwise_loss`), scored against the model before training in a third forward without gradient.
-Everything else (optimizer,
-schedule, checkpointing, resuming, accelerate/DeepSpeed/FSDP, logging) is the Trainer's.
+Everything else (optimizer, schedule, checkpointing, resuming, accelerate/DeepSpeed/FSDP, logging) is the Trainer's.
 """
 
 from __future__ import annotations
@@ -294,14 +293,14 @@ class CUTTrainer(Trainer):
         args: CUTConfig = self.args
         mask, preferred_mask, paired = inputs["completion_mask"], inputs["preferred_mask"], inputs["paired"]
 
-        def summed(logps, index, keep):
-            return torch.where(keep, logps[index] if index is not None else logps, 0.0).sum(dim=1)[paired]
+        def response_logps(token_scores, keep):  # (B, T) scores -> (P,) summed over each pair's response tokens
+            return torch.where(keep, token_scores, 0.0).sum(dim=1)[paired]
 
         losses, margins = pairwise_loss(
-            summed(token_logps, inputs["preferred_index"], preferred_mask),
-            summed(plain_logps, None, mask),
-            summed(reference_logps, inputs["reference_preferred_index"], preferred_mask),
-            summed(reference_logps, inputs["reference_rejected_index"], mask),
+            response_logps(token_logps[inputs["preferred_index"]], preferred_mask),
+            response_logps(plain_logps, mask),
+            response_logps(reference_logps[inputs["reference_preferred_index"]], preferred_mask),
+            response_logps(reference_logps[inputs["reference_rejected_index"]], mask),
             args.pairwise_beta,
         )
         return {"part": args.pairwise_weight * losses.sum() / paired.shape[0], "margins": margins}
