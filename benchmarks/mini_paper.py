@@ -88,13 +88,6 @@ ABLATIONS = {
     # flagged-token unlikelihood on every bad answer.
     "cut-best +pairwise": {**CUT_BEST, "pairwise_weight": 1.0},
 }
-BASELINE_VARIANTS = {
-    # The strongest baselines at CUT-best's training-length variants, so that the recipe search is not CUT's alone:
-    # SFT on the good answers sees about a quarter of the rows (6 steps an epoch), so it may be the one undertrained.
-    **{f"{method} lr=1e-3": (method, {"learning_rate": 1e-3}) for method in ("sft-positive", "dpo")},
-    **{f"{method} 2 epochs": (method, {"num_train_epochs": 2}) for method in ("sft-positive", "dpo")},
-}
-"""Baseline variants: ``name -> (method, training-argument overrides)``, run with ``--ablations`` as the CUT ones."""
 MAIN_METHODS = ["base", *METHODS, *CUT_RECIPES]
 NOISY_METHODS = ["sft-positive", "dpo", "cut-best"]
 """Under the noisy judge: the methods that learned the constraint in v1 and v2 with a clean judge (KTO's v1 score was
@@ -134,9 +127,8 @@ def parse_args(argv=None):
                         "generic and on shuffled judgments (the rule judge's are the main run's)")
     parser.add_argument("--noisy", action="store_true", help=f"noisy judge (misses 20%% of violations, flags 10%% "
                         f"of good answers): {', '.join(NOISY_METHODS)} trained on its judgments")
-    parser.add_argument("--ablations", nargs="?", const=",".join([*ABLATIONS, *BASELINE_VARIANTS]), default="",
-                        help=f"CUT recipe and baseline variants, comma-separated (alone: all of "
-                        f"{', '.join([*ABLATIONS, *BASELINE_VARIANTS])})")
+    parser.add_argument("--ablations", nargs="?", const=",".join(ABLATIONS), default="",
+                        help=f"CUT recipe variants, comma-separated (alone: all of {', '.join(ABLATIONS)})")
     parser.add_argument("--report-only", action="store_true",
                         help="train and evaluate nothing: report the cached cells of the requested ones, and list the "
                         "missing")
@@ -177,8 +169,6 @@ def train(method, base_model, tokenizer, rows, args, scale, seed, run_dir):
                                "flagged_fraction_logged": logged}
     from cutalign.baselines import train_baseline
 
-    method, overrides = BASELINE_VARIANTS.get(method, (method, {}))
-    targs.update(overrides)
     refine = None
     if method == "ilf":
         sampling = SamplingConfig(max_new_tokens=scale["new_tokens"], batch_size=16)
@@ -326,16 +316,21 @@ def main(argv=None) -> int:
         print(f"error: unknown method(s) {unknown}; expected some of {', '.join(MAIN_METHODS)}", file=sys.stderr)
         return 2
     ablations = [a.strip() for a in args.ablations.split(",") if a.strip()]
-    unknown = [a for a in ablations if a not in ABLATIONS and a not in BASELINE_VARIANTS]
+    unknown = [a for a in ablations if a not in ABLATIONS]
     if unknown:
-        print(f"error: unknown ablation(s) {unknown}; expected some of "
-              f"{', '.join([*ABLATIONS, *BASELINE_VARIANTS])}", file=sys.stderr)
+        print(f"error: unknown ablation(s) {unknown}; expected some of {', '.join(ABLATIONS)}", file=sys.stderr)
         return 2
     from cutalign.tasks import KINDS
 
     kinds = scale["kinds"] or KINDS
     out = Path(args.out) / size_tag(scale, kinds)
     (out / "cache").mkdir(parents=True, exist_ok=True)
+    needed = [out / "cache" / name for name in ("guard-references.json", *(f"train-seed{s}.json" for s in seeds))]
+    if args.report_only and not all(path.is_file() for path in needed):
+        missing_files = ", ".join(str(path) for path in needed if not path.is_file())
+        print(f"error: --report-only samples and trains nothing, and these are not cached: {missing_files}",
+              file=sys.stderr)
+        return 2
     cores = os.cpu_count() or 1
     jobs = args.jobs or (1 if torch.cuda.is_available() else max(1, min(cores, 4)))
     threads = args.threads or max(1, min(cores // jobs, 16))

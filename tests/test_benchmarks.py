@@ -287,17 +287,6 @@ def test_report_marks_answers_shorter_than_the_guard_allows_and_keeps_variants_a
     assert "cut-best j0" not in main and "| cut-best j0 | 1.000 |" in text.split("### CUT ablations")[1]
 
 
-def test_baseline_variants_get_their_own_table_tested_against_cut_best():
-    results = [fake_cell("cut-best", 0, [True, True, False, False]), fake_cell("dpo", 0, [False] * 4),
-               fake_cell("dpo lr=1e-3", 0, [True, False, True, True]), fake_cell("cut-best j0", 0, [True] * 4)]
-    text = report_module.report(results, {}, {}, ["p"] * 4, "cmd", "setup")
-    main, rest = text.split("### CUT ablations")
-    ablations, variants = rest.split("### Baseline variants")
-    assert "| dpo |" in main and "dpo lr=1e-3" not in main and "dpo lr=1e-3" not in ablations
-    assert "| cut-best j0 |" in ablations and "cut-best j0" not in variants
-    assert "| dpo lr=1e-3 | 0.750 |" in variants and "| -0.250 | 1/2 |" in variants  # CUT-best minus the variant
-
-
 def test_per_seed_rates_mark_the_seed_that_answered_short():
     """Pooled, two seeds at 36 and 20 words average 28 (0.70 of base's 40); per seed only the second is short."""
     runs = {0: fake_cell("dpo", 0, [True, False], words=36.0), 1: fake_cell("dpo", 1, [True, True], words=20.0)}
@@ -357,3 +346,11 @@ def test_the_quick_run_trains_every_method_in_two_jobs_and_resumes_from_its_cell
     capsys.readouterr()
     assert mini_paper.main([*args, "--report-only"]) == 0
     assert "Not run" not in capsys.readouterr().out
+
+
+def test_report_only_refuses_an_output_folder_without_cached_data(tmp_path, capsys):
+    import mini_paper
+
+    assert mini_paper.main(["--quick", "--report-only", "--out", str(tmp_path)]) == 2
+    assert "--report-only samples and trains nothing" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*/cache/*.json"))
