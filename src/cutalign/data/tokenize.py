@@ -49,6 +49,12 @@ def _shown(ids: list[str]) -> str:
     return ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
 
 
+def _response_ids(text: str, tokenizer) -> list[int]:
+    """A response's token ids, ending with EOS (added unless the text already ends with it)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids if ids and ids[-1] == tokenizer.eos_token_id else ids + [tokenizer.eos_token_id]
+
+
 def tokenize_example(
     example: dict,
     tokenizer,
@@ -61,9 +67,7 @@ def tokenize_example(
     """Token ids of one canonical example. Returns ``(features, prompt_was_truncated)``; features is None when the
     response alone does not fit in ``max_length`` (with at least one prompt token)."""
     special = template == "alpaca"  # chat templates already carry their own special tokens
-    completion_ids = tokenizer(example["completion"], add_special_tokens=False)["input_ids"]
-    if not completion_ids or completion_ids[-1] != tokenizer.eos_token_id:
-        completion_ids = completion_ids + [tokenizer.eos_token_id]
+    completion_ids = _response_ids(example["completion"], tokenizer)
     room = max_length - len(completion_ids)
     if room < 1:
         return None, False
@@ -93,9 +97,7 @@ def tokenize_example(
         preferred = example["preferred"]
         features["preferred_ids"] = []
         if preferred is not None:
-            preferred_ids = tokenizer(preferred, add_special_tokens=False)["input_ids"]
-            if not preferred_ids or preferred_ids[-1] != tokenizer.eos_token_id:
-                preferred_ids = preferred_ids + [tokenizer.eos_token_id]
+            preferred_ids = _response_ids(preferred, tokenizer)
             if len(features["prompt_ids"]) + len(preferred_ids) <= max_length:
                 features["preferred_ids"] = preferred_ids
     return features, truncated
