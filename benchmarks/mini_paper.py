@@ -251,14 +251,12 @@ def run_cells(cells, data, base_model, tokenizer, args, scale, heldout, guard, o
     copy of the base model and uses ``threads`` threads), the costliest methods first so that the last cells to
     finish are short ones. A cell's result does not depend on which process ran it.
     """
-    results, todo = {}, {}
-    for cell in dict.fromkeys(cells):
-        method, variant, seed = cell
-        if jobs == 1 or args.report_only or cell_path(method, variant, seed, out).is_file():
-            results[cell] = run_cell(method, variant, seed, base_model, tokenizer, data[seed][variant], args, scale,
-                                     heldout, guard, out)
-        else:
-            todo.setdefault(cell_path(method, variant, seed, out), cell)  # the base cell once, not once per seed
+    todo = {}
+    if jobs > 1 and not args.report_only:
+        for method, variant, seed in cells:
+            path = cell_path(method, variant, seed, out)
+            if not path.is_file():
+                todo.setdefault(path, (method, variant, seed))  # the base cell once, not once per seed
     if todo:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -266,16 +264,12 @@ def run_cells(cells, data, base_model, tokenizer, args, scale, heldout, guard, o
         slow_first = sorted(todo.values(), key=lambda cell: -CELL_COST.get(cell[0].split(" ")[0], 1.0))
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                                  initargs=(threads,)) as pool:
-            futures = {cell: pool.submit(_worker_cell, *cell, data[cell[2]][cell[1]], args, scale, heldout, guard, out)
-                       for cell in slow_first}
-            for future in futures.values():
+            for future in [pool.submit(_worker_cell, *cell, data[cell[2]][cell[1]], args, scale, heldout, guard, out)
+                           for cell in slow_first]:
                 future.result()
-        for cell in dict.fromkeys(cells):  # now cached
-            if cell not in results:
-                method, variant, seed = cell
-                results[cell] = run_cell(method, variant, seed, base_model, tokenizer, data[seed][variant], args,
-                                         scale, heldout, guard, out)
-    return results
+    # Every cell the workers ran is cached now; the rest run here (jobs == 1) or are read from the cache.
+    return {cell: run_cell(*cell, base_model, tokenizer, data[cell[2]][cell[1]], args, scale, heldout, guard, out)
+            for cell in dict.fromkeys(cells)}
 
 
 CELL_COST = {"base": 0.3, "sft-positive": 0.4, "dpo": 0.5, "sft-all": 0.9, "fp": 1.3, "ilf": 1.3, "coh": 1.2,
