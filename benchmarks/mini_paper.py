@@ -5,7 +5,8 @@ same held-out prompts, with paired significance tests, plus the judgment-content
     python benchmarks/mini_paper.py --content        # + CUT-best on generic and on shuffled judgments
     python benchmarks/mini_paper.py --noisy          # + the competitive methods under a noisy judge
     python benchmarks/mini_paper.py --ablations      # + the CUT recipe variants (λ, α, loss mix, token selection,
-                                                     #   learning rate, epochs, a pairwise term)
+                                                     #   learning rate, epochs, a pairwise term) and SFT-positive
+                                                     #   and DPO at the same learning rate and epochs
     python benchmarks/mini_paper.py --ablations "cut-best j0"   # + only the named variant(s), comma-separated
     python benchmarks/mini_paper.py --quick          # a few-minute smoke run (tiny sizes, one seed)
     python benchmarks/mini_paper.py --scale gpu      # more prompts, every constraint kind
@@ -88,6 +89,13 @@ ABLATIONS = {
     # flagged-token unlikelihood on every bad answer.
     "cut-best +pairwise": {**CUT_BEST, "pairwise_weight": 1.0},
 }
+BASELINE_VARIANTS = {
+    # The competitive baselines at CUT-best's training-length variants, so that the recipe search is not CUT's alone:
+    # SFT on the good answers sees about a quarter of the rows (6 steps an epoch), so it may be the undertrained one.
+    **{f"{method} lr=1e-3": (method, {"learning_rate": 1e-3}) for method in ("sft-positive", "dpo")},
+    **{f"{method} 2 epochs": (method, {"num_train_epochs": 2}) for method in ("sft-positive", "dpo")},
+}
+"""Baseline variants: ``name -> (method, training-argument overrides)``, run with ``--ablations`` as the CUT ones."""
 MAIN_METHODS = ["base", *METHODS, *CUT_RECIPES]
 NOISY_METHODS = ["sft-positive", "dpo", "cut-best"]
 """Under the noisy judge: the methods that learned the constraint in v1 and v2 with a clean judge (KTO's v1 score was
@@ -127,8 +135,9 @@ def parse_args(argv=None):
                         "generic and on shuffled judgments (the rule judge's are the main run's)")
     parser.add_argument("--noisy", action="store_true", help=f"noisy judge (misses 20%% of violations, flags 10%% "
                         f"of good answers): {', '.join(NOISY_METHODS)} trained on its judgments")
-    parser.add_argument("--ablations", nargs="?", const=",".join(ABLATIONS), default="",
-                        help=f"CUT recipe variants, comma-separated (alone: all of {', '.join(ABLATIONS)})")
+    parser.add_argument("--ablations", nargs="?", const=",".join([*ABLATIONS, *BASELINE_VARIANTS]), default="",
+                        help=f"CUT recipe and baseline variants, comma-separated (alone: all of "
+                        f"{', '.join([*ABLATIONS, *BASELINE_VARIANTS])})")
     parser.add_argument("--report-only", action="store_true",
                         help="train and evaluate nothing: report the cached cells of the requested ones, and list the "
                         "missing")
@@ -169,6 +178,8 @@ def train(method, base_model, tokenizer, rows, args, scale, seed, run_dir):
                                "flagged_fraction_logged": logged}
     from cutalign.baselines import train_baseline
 
+    method, overrides = BASELINE_VARIANTS.get(method, (method, {}))
+    targs.update(overrides)
     refine = None
     if method == "ilf":
         sampling = SamplingConfig(max_new_tokens=scale["new_tokens"], batch_size=16)
@@ -310,9 +321,10 @@ def main(argv=None) -> int:
         print(f"error: unknown method(s) {unknown}; expected some of {', '.join(MAIN_METHODS)}", file=sys.stderr)
         return 2
     ablations = [a.strip() for a in args.ablations.split(",") if a.strip()]
-    unknown = [a for a in ablations if a not in ABLATIONS]
+    unknown = [a for a in ablations if a not in ABLATIONS and a not in BASELINE_VARIANTS]
     if unknown:
-        print(f"error: unknown ablation(s) {unknown}; expected some of {', '.join(ABLATIONS)}", file=sys.stderr)
+        print(f"error: unknown ablation(s) {unknown}; expected some of "
+              f"{', '.join([*ABLATIONS, *BASELINE_VARIANTS])}", file=sys.stderr)
         return 2
     from cutalign.tasks import KINDS
 

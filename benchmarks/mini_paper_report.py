@@ -141,13 +141,20 @@ def is_ablation(method: str) -> bool:
     return method.startswith("cut-") and method not in (BEST, "cut-reference")
 
 
+def is_baseline_variant(method: str) -> bool:
+    """A baseline at other training settings (``benchmarks/mini_paper.py``'s BASELINE_VARIANTS, named
+    ``"<method> <change>"``), reported in its own table."""
+    return " " in method and not method.startswith("cut-")
+
+
 def report(results: list[dict], data, flags, heldout: list[str], command: str, setup: str) -> str:
     """The whole Markdown report of one invocation."""
     prompts = len(heldout)
     best = cells(results, BEST)
     parts = [f"`{command}`\n\n{setup}\n", "### Training data\n", data_table(data)]
     main = [(m, m, "rule") for m in dict.fromkeys(r["method"] for r in results if r.get("variant") == "rule"
-                                                   or r["method"] == "base") if not is_ablation(m)]
+                                                   or r["method"] == "base")
+            if not is_ablation(m) and not is_baseline_variant(m)]
     if main:
         parts += ["### Main comparison (rule judge)\n",
                   "CUT-best − it: pass-rate difference over the same (seed, prompt) items; b/c: items only CUT-best "
@@ -184,11 +191,12 @@ def report(results: list[dict], data, flags, heldout: list[str], command: str, s
             rows.append([m, *fmt_test(test)])
         parts += ["Clean minus noisy judge, per method:\n",
                   table(["method", "clean − noisy", "b/c", "McNemar p", "bootstrap 95% CI, p"], rows)]
-    ablations = [(r["method"], r["method"], "rule") for r in results if is_ablation(r["method"])
-                 and r.get("variant") == "rule"]
-    if ablations:
-        parts += ["### CUT ablations (tests: CUT-best minus the row)\n",
-                  table(HEADER, method_rows(results, list(dict.fromkeys(ablations)), (BEST, "rule"), prompts))]
+    for title, wanted in (("CUT ablations", is_ablation), ("Baseline variants", is_baseline_variant)):
+        entries = [(r["method"], r["method"], "rule") for r in results if wanted(r["method"])
+                   and r.get("variant") == "rule"]
+        if entries:
+            parts += [f"### {title} (tests: CUT-best minus the row)\n",
+                      table(HEADER, method_rows(results, list(dict.fromkeys(entries)), (BEST, "rule"), prompts))]
     return "\n".join(parts)
 
 

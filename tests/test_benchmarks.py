@@ -287,6 +287,17 @@ def test_report_marks_answers_shorter_than_the_guard_allows_and_keeps_variants_a
     assert "cut-best j0" not in main and "| cut-best j0 | 1.000 |" in text.split("### CUT ablations")[1]
 
 
+def test_baseline_variants_get_their_own_table_tested_against_cut_best():
+    results = [fake_cell("cut-best", 0, [True, True, False, False]), fake_cell("dpo", 0, [False] * 4),
+               fake_cell("dpo lr=1e-3", 0, [True, False, True, True]), fake_cell("cut-best j0", 0, [True] * 4)]
+    text = report_module.report(results, {}, {}, ["p"] * 4, "cmd", "setup")
+    main, rest = text.split("### CUT ablations")
+    ablations, variants = rest.split("### Baseline variants")
+    assert "| dpo |" in main and "dpo lr=1e-3" not in main and "dpo lr=1e-3" not in ablations
+    assert "| cut-best j0 |" in ablations and "cut-best j0" not in variants
+    assert "| dpo lr=1e-3 | 0.750 |" in variants and "| -0.250 | 1/2 |" in variants  # CUT-best minus the variant
+
+
 def test_per_seed_rates_mark_the_seed_that_answered_short():
     """Pooled, two seeds at 36 and 20 words average 28 (0.70 of base's 40); per seed only the second is short."""
     runs = {0: fake_cell("dpo", 0, [True, False], words=36.0), 1: fake_cell("dpo", 1, [True, True], words=20.0)}
