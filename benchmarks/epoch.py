@@ -52,8 +52,8 @@ def worker(spec: dict) -> dict:
     callback = common.step_timer_callback()
     common_args = dict(num_train_epochs=1, learning_rate=1e-4, report_to=[], save_strategy="no", use_cpu=True,
                        logging_steps=10_000, disable_tqdm=True, seed=0, dataloader_num_workers=0,
-                       gradient_checkpointing=spec["checkpointing"],
-                       gradient_checkpointing_kwargs={"use_reentrant": False})
+                       activation_checkpointing=spec["checkpointing"],
+                       activation_checkpointing_kwargs={"use_reentrant": False})
     with tempfile.TemporaryDirectory() as output_dir:
         grouped, packed = "grouped" in spec["method"], "packed" in spec["method"]
         micro = spec.get("micro_batch") or spec["batch"]

@@ -164,7 +164,7 @@ def train(method, base_model, tokenizer, rows, args, scale, seed, run_dir):
     targs = dict(output_dir=str(run_dir), learning_rate=args.learning_rate, num_train_epochs=scale["epochs"],
                  per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1, seed=seed,
                  lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, logging_steps=5,
-                 save_strategy="no", report_to=[], disable_tqdm=True, gradient_checkpointing=False,
+                 save_strategy="no", report_to=[], disable_tqdm=True, activation_checkpointing=False,
                  use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available())
     recipes = {**CUT_RECIPES, **ABLATIONS}
     if method in recipes:

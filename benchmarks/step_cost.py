@@ -83,7 +83,7 @@ def training_args(cls, spec: dict, output_dir: str, **overrides):
         train_sampling_strategy="sequential", seed=0,
         # Every method in the same precision: TRL's configs default to bf16 autocast, even on a CPU.
         bf16=spec.get("dtype", "fp32") == "bf16",
-        gradient_checkpointing=spec["checkpointing"], gradient_checkpointing_kwargs={"use_reentrant": False},
+        activation_checkpointing=spec["checkpointing"], activation_checkpointing_kwargs={"use_reentrant": False},
         dataloader_num_workers=0,
     )
     values.update(overrides)

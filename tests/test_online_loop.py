@@ -300,11 +300,11 @@ def test_bad_scheduler_is_a_config_error(tmp_path):
 def test_training_section_is_a_cutconfig_override_map(tmp_path):
     """Any CUTConfig field works in training: (also ones the loop never names); typos and loop-owned keys do not."""
     path = tmp_path / "online.yaml"
-    path.write_text("judge: {kind: rule}\ntraining: {gradient_checkpointing: true, learning_rate: 3e-4, "
+    path.write_text("judge: {kind: rule}\ntraining: {activation_checkpointing: true, learning_rate: 3e-4, "
                     "threshold: 1.3}\n")
     config = load_config(path)
     args = config.cut_config(output_dir=str(tmp_path / "t"), seed=5)
-    assert args.gradient_checkpointing and args.learning_rate == 3e-4 and args.threshold == 1.3 and args.seed == 5
+    assert args.activation_checkpointing and args.learning_rate == 3e-4 and args.threshold == 1.3 and args.seed == 5
     assert args.save_strategy == "no"  # the loop's default, which training: may override
     for text, message in (("{threshhold: 1.2}", "unknown key training.threshhold.*did you mean threshold"),
                           ("{output_dir: x}", "training.output_dir is set by the loop"),

@@ -24,7 +24,7 @@ CITATION = """@article{xu2023reasons,
 
 TRAINING_KEYS = ("learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
                  "gradient_accumulation_steps", "optim", "weight_decay", "warmup_steps", "seed", "bf16",
-                 "gradient_checkpointing", "padding_free")
+                 "activation_checkpointing", "padding_free")
 LOSS_KEYS = ("threshold", "alpha", "reduction", "align_p_weight", "align_n_weight", "unflagged_weight",
              "max_flagged_fraction", "contrast_judgment", "pairwise_weight", "pairwise_beta", "positive_ratio",
              "positive_score", "template", "max_length")

@@ -131,7 +131,7 @@ class CUTTrainer(Trainer):
             # QLoRA: norms in fp32, inputs that carry gradients. `from_pretrained` sets `hf_quantizer` (None unless
             # quantized); a model built from a config has no such attribute.
             if getattr(model, "hf_quantizer", None) is not None:
-                model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
+                model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.activation_checkpointing)
             model = get_peft_model(model, peft_config)
         if isinstance(model, PeftModel):
             # cutalign never resizes the vocabulary, so the embedding layers never need saving with the adapter;
