@@ -423,6 +423,27 @@ def test_missing_config_file_is_a_usage_error(tmp_path):
         options.parse(["--config", str(tmp_path / "nope.yaml")], (Example,), prog="example", description="")
 
 
+def test_a_shipped_config_of_the_other_command_is_refused_and_a_missing_name_lists_this_commands_configs():
+    """Training commands read training configs, `cutalign online` online-loop ones: each names the other's command
+    for a shipped config of the wrong kind, and a missing name lists only the configs the command can read."""
+    from cutalign.config import config_file
+    from cutalign.online.config import load_config
+
+    with pytest.raises(options.UsageError, match="online-rule: the shipped config is an online-loop config; it is "
+                       "read by `cutalign online --config online-rule`"):
+        options.parse(["--config", "online-rule"], (Example,), prog="example", description="")
+    with pytest.raises(options.UsageError, match="reference-mix: the shipped config is a training config; it is "
+                       "read by `cutalign train --config reference-mix`"):
+        load_config("reference-mix")
+    with pytest.raises(options.UsageError) as training:
+        config_file("nope", online=False)
+    assert str(training.value).endswith("(shipped configs, usable by name: reference-mix)")
+    with pytest.raises(options.UsageError) as online:
+        config_file("nope", online=True)
+    assert "online-rule" in str(online.value) and "paper-online" in str(online.value)
+    assert "reference-mix" not in str(online.value)
+
+
 def test_request_logs_of_the_http_client_only_with_verbose(monkeypatch):
     """httpx logs each request at INFO, one line per judged or generated answer of the online loop: quiet unless
     --verbose asks for debug messages."""

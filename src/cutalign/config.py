@@ -258,17 +258,29 @@ SHIPPED_CONFIGS = Path(__file__).parent / "configs"
 """The YAML configs installed with the package (``cutalign/configs/``; a clone also links them as ``configs/``)."""
 
 
-def config_file(name_or_path: str) -> Path:
+def config_file(name_or_path: str, *, online: bool) -> Path:
     """A config file by path, or a shipped config by name (``"online-rule"`` is ``cutalign/configs/online-rule.yaml``).
 
-    A path that exists wins over a shipped name, so a user's own ``online-rule.yaml`` in the working directory is
-    the one read.
+    ``online`` says which command asks: ``cutalign online`` (an online-loop config, which has a ``judge:`` section)
+    or a training command (``train``, ``baseline``, ``train-judge``: training options only). A shipped config of the
+    other kind is refused with the command that reads it, and a name not found lists the shipped configs of this
+    kind. A path that exists wins over a shipped name, so a user's own ``online-rule.yaml`` in the working directory
+    is the one read.
     """
     path = Path(name_or_path)
     if path.is_file():
         return path
     shipped = SHIPPED_CONFIGS / (name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml")
     if "/" not in name_or_path and shipped.is_file():
+        if _is_online_config(shipped) != online:
+            other = "cutalign online --config" if not online else "cutalign train --config"
+            kind = "an online-loop config" if not online else "a training config"
+            raise UsageError(f"{name_or_path}: the shipped config is {kind}; it is read by `{other} {shipped.stem}`")
         return shipped
-    names = ", ".join(sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml")))
+    names = ", ".join(sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml") if _is_online_config(p) == online))
     raise UsageError(f"{name_or_path}: config file not found (shipped configs, usable by name: {names})")
+
+
+def _is_online_config(path: Path) -> bool:
+    """Whether a shipped YAML config is an online-loop one: only those have a top-level ``judge:`` section."""
+    return any(line.startswith("judge:") for line in path.read_text(encoding="utf-8").splitlines())

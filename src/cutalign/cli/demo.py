@@ -63,7 +63,7 @@ def demo_config(args: DemoArguments):
     from ..online.config import config_from_dict
     from ..io import read_yaml
 
-    path = config_file(DEMO_CONFIG)
+    path = config_file(DEMO_CONFIG, online=True)
     raw = read_yaml(str(path))
     raw.update(output_dir=args.output_dir, seed=args.seed, rounds=args.rounds, prompts_per_round=args.prompts_per_round)
     raw["model"]["model"] = args.model

@@ -69,7 +69,7 @@ def parse(argv: list[str], dataclass_types: tuple, *, prog: str, description: st
         if path is not None:
             from ..config import config_file
 
-            apply_config(parser, dataclass_types, str(config_file(path)))
+            apply_config(parser, dataclass_types, str(config_file(path, online=False)))
     _reject_unknown(parser, argv)
     instances = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
     return tuple(instances[:len(dataclass_types)])  # (after them: the namespace holding --config)

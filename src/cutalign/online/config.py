@@ -126,7 +126,7 @@ class OnlineConfig:
 def load_config(path, *, rounds: int | None = None, output_dir: str | None = None) -> OnlineConfig:
     """Read and validate ``path`` (a file, or a shipped config's name); ``rounds`` and ``output_dir`` override the
     file's values."""
-    path = config_file(str(path))
+    path = config_file(str(path), online=True)
     raw = read_yaml(path)
     if rounds is not None:
         raw["rounds"] = rounds
