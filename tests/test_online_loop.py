@@ -104,6 +104,18 @@ def test_uninterrupted_run_writes_every_round(reference):
     assert any(not (before[k] == after[k]).all() for k in before)
 
 
+def test_each_round_loads_its_training_data_once(tmp_path, caplog):
+    """The loop down-samples its own rows without loading them as training data: the trainer's load is the one
+    "Loaded N examples" line of a round."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="cutalign"):
+        run(make_config(tmp_path, rounds=1))
+    loaded = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Loaded ")]
+    trained = [json.loads(line) for line in (tmp_path / "round-01" / "dataset.jsonl").read_text().splitlines()]
+    assert len(loaded) == 1 and loaded[0].startswith(f"Loaded {len(trained)} examples"), loaded
+
+
 def test_rounds_get_fresh_prompts():
     config = make_config("unused", prompts_per_round=20)
     first, second = round_prompts(config, 1), round_prompts(config, 2)

@@ -46,10 +46,11 @@ import shutil
 import time
 from pathlib import Path
 
+import datasets
 import torch
 from tqdm.auto import tqdm
 
-from ..data import count_examples, downsample_positives, load_judgments
+from ..data import count_examples, downsample_positives
 from ..data.templates import resolve_template
 from ..errors import UsageError
 from ..generation import SamplingConfig, generate, instruction_text
@@ -274,8 +275,10 @@ class OnlineRun:
                   "positives": sum(r["judgment"] is None for r in judged), "trained_rows": 0}
         dataset = []
         if usable:
-            kept = downsample_positives(load_judgments(usable), self.training.positive_ratio,
-                                        seed=self.config.seed + index)
+            # The loop's own rows need no validating; the trainer loads (and logs) the written dataset.
+            table = datasets.Dataset.from_list([{k: row[k] for k in ("id", "prompt", "completion", "judgment")}
+                                                for row in usable])
+            kept = downsample_positives(table, self.training.positive_ratio, seed=self.config.seed + index)
             dataset = [{k: row[k] for k in ("id", "prompt", "completion", "judgment")} for row in kept.to_list()]
             counts["trained_rows"] = len(dataset)
             counts["trained"] = count_examples(kept)
