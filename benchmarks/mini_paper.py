@@ -173,9 +173,13 @@ def train(method, base_model, tokenizer, rows, args, scale, seed, run_dir):
         config = CUTConfig(**{**targs, **recipes[method]}, template="chat", max_length=1024)  # a recipe may set lr
         trainer = CUTTrainer(model, config, train_dataset=rows, processing_class=tokenizer)
         trainer.train()
-        logged = [e["flagged_fraction"] for e in trainer.state.log_history if "flagged_fraction" in e]
-        return trainer.model, {"recipe": recipes[method], "trained_on": trainer.data_reports["train"]["after_downsampling"],
-                               "flagged_fraction_logged": logged}
+        logs = trainer.state.log_history
+        details = {"recipe": recipes[method], "trained_on": trainer.data_reports["train"]["after_downsampling"],
+                   "flagged_fraction_logged": [e["flagged_fraction"] for e in logs if "flagged_fraction" in e]}
+        if config.pairwise_weight > 0:  # the DPO term's own figures, to tell a learned preference from a shorter answer
+            details["pairwise_logged"] = [{k: e[k] for k in ("pairwise", "pairwise/margin", "pairwise/accuracy")}
+                                          for e in logs if "pairwise/accuracy" in e]
+        return trainer.model, details
     from cutalign.baselines import train_baseline
 
     method, overrides = BASELINE_VARIANTS.get(method, (method, {}))
