@@ -108,8 +108,8 @@ there are good answers to imitate and pairs to prefer, and that fit in 64 new to
 SCALES = {
     # train prompts, samples per prompt, held-out prompts, kinds (None: all), new tokens, seeds, epochs, and the
     # unconstrained held-out instructions whose base-model answers give the guard's held-out log-likelihood
-    "quick": dict(train_prompts=12, samples=2, heldout=12, kinds=DEFAULT_KINDS, new_tokens=24, seeds=(0,), epochs=1,
-                  guard=12),
+    "quick": dict(train_prompts=8, samples=2, heldout=8, kinds=DEFAULT_KINDS, new_tokens=16, seeds=(0,), epochs=1,
+                  guard=8),
     "cpu": dict(train_prompts=48, samples=2, heldout=64, kinds=DEFAULT_KINDS, new_tokens=64, seeds=(0, 1, 2),
                 epochs=1, guard=48),
     "gpu": dict(train_prompts=1024, samples=2, heldout=256, kinds=None, new_tokens=128, seeds=(0, 1, 2), epochs=2,
@@ -120,7 +120,7 @@ SCALES = {
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: 12 prompts, 1 seed, 24 new tokens")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 8 prompts, 1 seed, 16 new tokens")
     parser.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
                         help="cpu: 48 prompts x 2 samples, 5 kinds, 64 held-out prompts, 3 seeds; gpu: 1024 prompts, "
                         "every kind, 256 held-out prompts, 3 seeds, 2 epochs")
