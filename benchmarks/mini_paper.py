@@ -78,6 +78,9 @@ ABLATIONS = {
     **{f"cut-best λ={t}": {**CUT_BEST, "threshold": t} for t in (1.0, 1.2, 1.5)},
     "cut-best α=0.5": {**CUT_BEST, "alpha": 0.5},
     "cut-reference no UL": {**REFERENCE, "alpha": 0.0},
+    # Without the unlikelihood, CUT-best is MLE on the good answers alone (the bad ones add no loss): what the
+    # flagged-token term adds over the positives, inside the same trainer, batches and steps.
+    "cut-best no UL": {**CUT_BEST, "alpha": 0.0},
     # Token selection: a threshold relative to the row (its 10% highest ratios above 1), and the ratio taken against
     # a neutral judgment j0 (the content ablation's generic sentence) instead of against no judgment.
     "cut-best top10": {**CUT_BEST, "threshold": 1.0, "max_flagged_fraction": 0.1},
