@@ -279,7 +279,7 @@ class OnlineRun:
             table = datasets.Dataset.from_list([{k: row[k] for k in ("id", "prompt", "completion", "judgment")}
                                                 for row in usable])
             kept = downsample_positives(table, self.training.positive_ratio, seed=self.config.seed + index)
-            dataset = [{k: row[k] for k in ("id", "prompt", "completion", "judgment")} for row in kept.to_list()]
+            dataset = kept.to_list()
             counts["trained_rows"] = len(dataset)
             counts["trained"] = count_examples(kept)
         write_jsonl(round_dir(self.run_dir, index) / "dataset.jsonl", dataset)
