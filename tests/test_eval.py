@@ -153,3 +153,19 @@ def test_endpoint_judge_over_http():
     with pytest.raises(EndpointError, match=r"request to http://127\.0\.0\.1:9/v1/chat/completions failed: "
                        r"ConnectError: .* \(after 2 attempts\)"):
         EndpointPairwiseJudge("http://127.0.0.1:9/v1", "m", timeout_s=2, max_retries=1, backoff_s=0)(["q"], ["a"], ["b"])
+
+
+def test_greedy_answers_do_not_depend_on_the_batch_they_are_decoded_in():
+    """The benchmark decodes its held-out prompts in one batch of 64 because, with left padding and the attention mask,
+    a row's greedy answer does not depend on its neighbours: prompts of very different lengths give the same answers
+    alone as in one batch (a wrong padding side or mask would shift the short prompts' answers)."""
+    from cutalign.generation import generate
+
+    tokenizer, model = make_tokenizer(), make_model()
+    prompts = ["Hi.", "Say something about the weather today in three or four short words please.", "Name a colour.",
+               "Count to three."]
+    alone = [generate(model, tokenizer, [p], SamplingConfig(max_new_tokens=12), progress=False)[0] for p in prompts]
+    together = generate(model, tokenizer, prompts, SamplingConfig(max_new_tokens=12, batch_size=len(prompts)),
+                        progress=False)
+    assert together == alone
+    assert len(set(alone)) > 1  # the answers differ, so a mix-up between rows would show
