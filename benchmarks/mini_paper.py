@@ -339,7 +339,9 @@ def main(argv=None) -> int:
     kinds = scale["kinds"] or KINDS
     out = Path(args.out) / size_tag(scale, kinds)
     (out / "cache").mkdir(parents=True, exist_ok=True)
-    needed = [out / "cache" / name for name in ("guard-references.json", *(f"train-seed{s}.json" for s in seeds))]
+    guard_path = out / "cache" / "guard-references.json"
+    train_paths = {seed: out / "cache" / f"train-seed{seed}.json" for seed in seeds}
+    needed = [guard_path, *train_paths.values()]
     if args.report_only and not all(path.is_file() for path in needed):
         missing_files = ", ".join(str(path) for path in needed if not path.is_file())
         print(f"error: --report-only samples and trains nothing, and these are not cached: {missing_files}",
@@ -360,7 +362,10 @@ def main(argv=None) -> int:
     heldout = prompt_set("heldout", scale["heldout"], kinds, seed=0, phrasings="all")
     train_prompts = prompt_set("train", scale["train_prompts"], kinds, seed=0)
     guard_prompts = [b.text for b in base_instructions("heldout")][:scale["guard"]]
-    guard_path = out / "cache" / "guard-references.json"
+    # What each data file is made by: function(base_model, tokenizer, *arguments).
+    makers = {guard_path: (guard_references, guard_prompts, scale["new_tokens"]),
+              **{path: (sample_and_judge, train_prompts, scale["samples"], scale["new_tokens"], seed)
+                 for seed, path in train_paths.items()}}
 
     # With --jobs > 1, everything that is not cached runs in the worker pool: the guard's references and the seeds'
     # training data first (in parallel), then each seed's cells as soon as its data are in. This process only reads
@@ -372,21 +377,20 @@ def main(argv=None) -> int:
 
         pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                                    initargs=(threads,))
-        if not guard_path.is_file():
-            queued[guard_path] = pool.submit(_in_worker, guard_references, guard_prompts, scale["new_tokens"])
-        for seed in seeds:
-            path = out / "cache" / f"train-seed{seed}.json"
+        for path, (function, *arguments) in makers.items():
             if not path.is_file():
-                queued[path] = pool.submit(_in_worker, sample_and_judge, train_prompts, scale["samples"],
-                                           scale["new_tokens"], seed)
+                queued[path] = pool.submit(_in_worker, function, *arguments)
+
+    def data_file(path: Path):
+        function, *arguments = makers[path]
+        return cached(path, lambda: function(base_model, tokenizer, *arguments), queued)
+
     try:
-        guard_refs = cached(guard_path, lambda: guard_references(base_model, tokenizer, guard_prompts,
-                                                                 scale["new_tokens"]), queued)
+        guard_refs = data_file(guard_path)
         guard = (guard_refs["prompts"], guard_refs["references"])
         data, flags, cells = {}, {}, []
         for seed in seeds:
-            rows = cached(out / "cache" / f"train-seed{seed}.json", lambda: sample_and_judge(
-                base_model, tokenizer, train_prompts, scale["samples"], scale["new_tokens"], seed), queued)
+            rows = data_file(train_paths[seed])
             variants = {"rule": rows}
             if args.content:
                 variants["generic"] = content_variant(rows, "generic", seed)
