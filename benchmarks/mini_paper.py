@@ -86,7 +86,7 @@ ABLATIONS = {
     # a neutral judgment j0 (the content ablation's generic sentence) instead of against no judgment.
     "cut-best top10": {**CUT_BEST, "threshold": 1.0, "max_flagged_fraction": 0.1},
     "cut-best j0": {**CUT_BEST, "contrast_judgment": GENERIC_JUDGMENT},
-    # Training length: the main run's one epoch at 5e-4 (24 steps) may stop before CUT's signal has acted.
+    # Training length: one epoch at 5e-4 (24 steps at 48 training prompts) may stop before CUT's signal has acted.
     "cut-best lr=1e-3": {**CUT_BEST, "learning_rate": 1e-3},
     "cut-best 2 epochs": {**CUT_BEST, "num_train_epochs": 2},
     # A DPO term (beta 0.1, as the DPO baseline) on the prompts that have both a good and a bad answer, next to the
@@ -117,10 +117,13 @@ there are good answers to imitate and pairs to prefer, and that fit in 64 new to
 
 SCALES = {
     # train prompts, samples per prompt, held-out prompts, kinds (None: all), new tokens, seeds, epochs, and the
-    # unconstrained held-out instructions whose base-model answers give the guard's held-out log-likelihood
+    # unconstrained held-out instructions whose base-model answers give the guard's held-out log-likelihood.
+    # cpu: 32 training prompts keep the main comparison (3 seeds) under 90 minutes on 2 cores; at 48 it took 101
+    # (measured from an empty folder). The content, noisy-judge and ablation comparisons were run at 48
+    # (--train-prompts 48): a size is its own cache folder, so both sizes' cells are kept.
     "quick": dict(train_prompts=8, samples=2, heldout=8, kinds=DEFAULT_KINDS, new_tokens=16, seeds=(0,), epochs=1,
                   guard=8),
-    "cpu": dict(train_prompts=48, samples=2, heldout=64, kinds=DEFAULT_KINDS, new_tokens=64, seeds=(0, 1, 2),
+    "cpu": dict(train_prompts=32, samples=2, heldout=64, kinds=DEFAULT_KINDS, new_tokens=64, seeds=(0, 1, 2),
                 epochs=1, guard=48),
     "gpu": dict(train_prompts=1024, samples=2, heldout=256, kinds=None, new_tokens=128, seeds=(0, 1, 2), epochs=2,
                 guard=48),
@@ -132,7 +135,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 8 prompts, 1 seed, 16 new tokens")
     parser.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
-                        help="cpu: 48 prompts x 2 samples, 5 kinds, 64 held-out prompts, 3 seeds; gpu: 1024 prompts, "
+                        help="cpu: 32 prompts x 2 samples, 5 kinds, 64 held-out prompts, 3 seeds; gpu: 1024 prompts, "
                         "every kind, 256 held-out prompts, 3 seeds, 2 epochs")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: the scale's)")
     parser.add_argument("--train-prompts", type=int, default=None, help="training prompts (default: the scale's)")
