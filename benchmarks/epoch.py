@@ -1,9 +1,10 @@
 """One training epoch over real judgment data: CUTTrainer against a reference-style loop on the same examples.
 
-Data: ``../shared/data/cut-online/iter1.json`` (the reference's online data, 1,000 rows, 287 with a judgment), the
-first ``--rows`` of it, positives down-sampled to 0.25 x negatives under seed 0 as the reference does, Alpaca
-templates, max_length 1,024. All runs train the same examples with LoRA (r=16 on gate/up/down, AdamW) and the same
-global batch (``--batch`` examples per optimizer step), each in a fresh process:
+Data (``--data``): a judgment file in the reference implementation's format, such as its released online-round data
+``iter1.json`` (wwxu21/CUT on GitHub: 1,000 rows, 287 with a judgment); the first ``--rows`` of it, positives
+down-sampled to 0.25 x negatives under seed 0 as the reference does, Alpaca templates, max_length 1,024. All runs
+train the same examples with LoRA (r=16 on gate/up/down, AdamW) and the same global batch (``--batch`` examples per
+optimizer step), each in a fresh process:
 
 * ``cut``: :class:`cutalign.CUTTrainer` with padded batches (``padding_free=False``), random order, one forward per
   micro-batch of ``--micro-batch`` examples (default: the whole batch; the rest by gradient accumulation);
@@ -18,8 +19,8 @@ global batch (``--batch`` examples per optimizer step), each in a fresh process:
 The table gives the epoch's training time (``train_runtime``), tokens run through the model (padding included) and
 the share of padding.
 
-    python benchmarks/epoch.py [--rows 1000] [--batch 8] [--micro-batch 1] [--layers N] [--checkpointing]
-    python benchmarks/epoch.py --rows 1000 --checkpointing --micro-batch 1 --methods cut reference   # README
+    python benchmarks/epoch.py --data FILE [--rows 1000] [--batch 8] [--micro-batch 1] [--layers N] [--checkpointing]
+    python benchmarks/epoch.py --data iter1.json --rows 1000 --checkpointing --micro-batch 1 --methods cut reference
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from pathlib import Path
 
 import common
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cut-online" / "iter1.json"
 METHODS = ("cut", "cut+grouped", "cut+packed", "cut+grouped+packed", "reference")
 
 
@@ -83,7 +83,7 @@ def worker(spec: dict) -> dict:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(DATA), help="reference-format judgment file")
+    parser.add_argument("--data", required=True, help="judgment file in the reference implementation's format")
     parser.add_argument("--rows", type=int, default=1000, help="use the first N rows of the file")
     parser.add_argument("--batch", type=int, default=8, help="examples per optimizer step (global batch)")
     parser.add_argument("--micro-batch", type=int, default=None,
@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     options = parser.parse_args(argv)
     if not Path(options.data).is_file():
-        print(f"error: {options.data} not found (the shared data directory is needed)", file=sys.stderr)
+        print(f"error: {options.data} not found", file=sys.stderr)
         return 2
     common.model_dir(options.layers)
 
